@@ -1,0 +1,3 @@
+from st_app.cli import main
+
+raise SystemExit(main())

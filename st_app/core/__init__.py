@@ -1,0 +1,1 @@
+"""Torch-only engine of ST Lab. Nothing below this package may import Qt."""

@@ -1,0 +1,189 @@
+"""Accuracy of sub-network plans, with the BN setting made explicit.
+
+``bn="main"`` evaluates a sub-net with the main network's running statistics (the paper's
+setting). ``bn="recalibrate"`` re-estimates the statistics for that sub-net on training
+images first; the two can differ by tens of points, so every result says which it used.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .models import ResidualNet
+from .plan import SubnetPlan, ordered_space, space_size
+
+__all__ = [
+    "BN_MODES",
+    "PlanResult",
+    "SweepResult",
+    "accuracy",
+    "bn_state",
+    "recalibrate_bn",
+    "sweep",
+    "select_plans",
+]
+
+BN_MODES = ("main", "recalibrate")
+BNMode = Literal["main", "recalibrate"]
+
+
+def _bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@contextmanager
+def bn_state(model: nn.Module) -> Iterator[None]:
+    """Restore BN running statistics, momenta and the train flag on exit."""
+    layers = _bn_layers(model)
+    saved = [
+        (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum)
+        for m in layers
+        if m.running_mean is not None
+    ]
+    was_training = model.training
+    try:
+        yield
+    finally:
+        for m, (mean, var, count, momentum) in zip(layers, saved):
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
+            m.momentum = momentum
+        model.train(was_training)
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    model: ResidualNet,
+    plan: SubnetPlan | None,
+    images: Tensor,
+    batch_size: int = 256,
+) -> None:
+    """Re-estimate BN running statistics for ``plan`` as a cumulative average over ``images``.
+
+    Modifies the model; wrap in ``bn_state`` to keep the original statistics.
+    """
+    layers = _bn_layers(model)
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for start in range(0, len(images), batch_size):
+        model(images[start : start + batch_size], plan)
+    model.eval()
+
+
+@torch.no_grad()
+def _predict(model: ResidualNet, plan: SubnetPlan | None, images: Tensor, batch_size: int) -> Tensor:
+    preds = []
+    for start in range(0, len(images), batch_size):
+        preds.append(model(images[start : start + batch_size], plan).argmax(dim=1))
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(
+    model: ResidualNet,
+    plan: SubnetPlan | None,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    bn: BNMode = "main",
+    calib_images: Tensor | None = None,
+    batch_size: int = 512,
+) -> float:
+    """Top-1 accuracy in percent of ``plan`` (None: the main net). The model is not modified."""
+    if bn not in BN_MODES:
+        raise ValueError(f"unknown BN setting {bn!r}; choose 'main' or 'recalibrate'")
+    with bn_state(model):
+        if bn == "recalibrate":
+            if calib_images is None or len(calib_images) == 0:
+                raise ValueError("bn='recalibrate' needs training images to re-estimate statistics")
+            recalibrate_bn(model, plan, calib_images)
+        model.eval()
+        pred = _predict(model, plan, images, batch_size)
+    return float((pred == labels.to(pred.device)).float().mean().item() * 100.0)
+
+
+def calibration_images(train_x: Tensor, n: int = 1000, seed: int = 0) -> Tensor:
+    """A fixed, seeded subset of training images for BN recalibration."""
+    n = min(n, len(train_x))
+    idx = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))[:n]
+    return train_x[idx.to(train_x.device)]
+
+
+@dataclass
+class PlanResult:
+    plan: SubnetPlan
+    accuracy: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"plan": str(self.plan), "depths": list(self.plan.depths), "accuracy": round(self.accuracy, 4)}
+
+
+@dataclass
+class SweepResult:
+    bn: str
+    n_images: int
+    results: list[PlanResult] = field(default_factory=list)
+    sampled: bool = False
+
+    @property
+    def accuracies(self) -> np.ndarray:
+        return np.array([r.accuracy for r in self.results], dtype=np.float64)
+
+    def summary(self) -> dict[str, float]:
+        a = self.accuracies
+        if a.size == 0:
+            return {"mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
+        return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max())}
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "bn": self.bn,
+            "n_images": self.n_images,
+            "sampled": self.sampled,
+            "results": [r.to_dict() for r in self.results],
+            "summary": {k: round(v, 4) for k, v in self.summary().items()},
+        }
+
+
+def select_plans(model: ResidualNet, limit: int = 1000, seed: int = 0) -> tuple[list[SubnetPlan], bool]:
+    """All ordered sub-nets, or a seeded uniform sample of ``limit`` when there are more."""
+    total = space_size(model.layout)
+    if total <= limit:
+        return ordered_space(model.layout), False
+    rng = random.Random(seed)
+    seen: dict[SubnetPlan, None] = {}
+    while len(seen) < limit:
+        seen[SubnetPlan.sample(model.layout, rng)] = None
+    return list(seen), True
+
+
+def sweep(
+    model: ResidualNet,
+    plans: Sequence[SubnetPlan],
+    images: Tensor,
+    labels: Tensor,
+    *,
+    bn: BNMode = "main",
+    calib_images: Tensor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SweepResult:
+    """Accuracy of many plans; ``progress(done, total)`` after each, ``should_stop`` to cancel."""
+    out = SweepResult(bn=bn, n_images=int(len(labels)))
+    for i, plan in enumerate(plans):
+        if should_stop is not None and should_stop():
+            break
+        acc = accuracy(model, plan, images, labels, bn=bn, calib_images=calib_images)
+        out.results.append(PlanResult(plan, acc))
+        if progress is not None:
+            progress(i + 1, len(plans))
+    return out
