@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"st_app {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,export}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,export,analyze}")
 
     t = sub.add_parser("train", help="train a model (CT, ST, ST++ or stochastic depth)",
                        description="Train a residual network and write a run folder (model.safetensors, "
@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="output .onnx file")
     x.add_argument("--verify", action="store_true", help="run it in onnxruntime and compare with PyTorch")
     x.add_argument("--model", default=None, help="architecture, for foreign .pt/.pth files")
+    try:
+        from .cli_analyze import add_analyze_parser
+    except ImportError:  # pragma: no cover - analyses not installed
+        pass
+    else:
+        add_analyze_parser(sub)
     return parser
 
 
@@ -315,7 +321,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export}
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .cli_analyze import run_analyze
+
+    return run_analyze(args)
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "analyze": cmd_analyze}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
