@@ -152,6 +152,7 @@ class Trainer:
         control: TrainControl | None = None,
         probes: Sequence[SubnetPlan] = (),
         probe_every: int = 0,
+        probe_images: int | None = 2000,
         name: str | None = None,
         overwrite: bool = False,
     ) -> None:
@@ -184,6 +185,7 @@ class Trainer:
         self.control = control or TrainControl()
         self.probes = list(probes)
         self.probe_every = probe_every
+        self.probe_images = probe_images
         self.steps_per_epoch = math.ceil(len(self.data.train_y) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.epoch = 0  # completed epochs
@@ -311,10 +313,22 @@ class Trainer:
             pass
         return self.history
 
+    def set_probes(self, plans: Sequence[SubnetPlan]) -> None:
+        """Replace the probe plans; call from the thread that runs ``iter_steps``."""
+        for plan in plans:
+            if plan.layout != self.model.layout:
+                raise ValueError(f"probe plan {plan} does not fit {self.model.config.arch}")
+        self.probes = list(plans)
+
     @torch.no_grad()
     def probe(self) -> dict[str, Any]:
-        """Main-BN accuracy of the probe plans right now (the live CT-vs-ST curves)."""
-        results = {str(p): accuracy(self.model, p, self.data.test_x, self.data.test_y) for p in self.probes}
+        """Main-BN accuracy of the probe plans right now (the live CT-vs-ST curves).
+
+        At most ``probe_images`` test images are used, so probing stays cheap on large sets.
+        """
+        n = self.probe_images or len(self.data.test_y)
+        x, y = self.data.test_x[:n], self.data.test_y[:n]
+        results = {str(p): accuracy(self.model, p, x, y) for p in self.probes}
         return {"run": self.name, "step": self.global_step, "epoch": self.epoch, "results": results}
 
     # ------------------------------------------------------------------ saving

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 __all__ = [
     "METHOD_COLORS",
@@ -40,14 +40,15 @@ METHOD_DASH = {"ct": Qt.PenStyle.DashLine, "st": Qt.PenStyle.SolidLine,
 
 #: series drawn as curves (others, e.g. ``lr`` or ``kl``, only go to the CSV export)
 ACC, LOSS, LOSS_RAW, PROBE = "test_acc", "loss", "loss_raw", "probe:"
-SMOOTHING = 0.9  # EMA weight of the smoothed loss (bias-corrected, as TensorBoard does)
+SMOOTHING = 0.9  # default EMA weight of the smoothed loss (bias-corrected, as TensorBoard does)
 REDRAW_MS = 50  # at most 20 redraws a second
+MAX_MARKERS = 24  # probe curves: plan markers on about this many points
 
 _THEMES = {
     False: {"bg": "#FCFCFD", "fg": "#3A3A3A", "grid": 0.22, "tick": 9, "label": 10, "title": 11,
             "legend": 9, "width": 2.2, "thin": 1.2, "symbol": 6},
-    True: {"bg": "#FFFFFF", "fg": "#000000", "grid": 0.35, "tick": 15, "label": 16, "title": 18,
-           "legend": 14, "width": 4.0, "thin": 2.0, "symbol": 11},
+    True: {"bg": "#FFFFFF", "fg": "#000000", "grid": 0.28, "tick": 14, "label": 15, "title": 16,
+           "legend": 13, "width": 4.0, "thin": 2.0, "symbol": 10},
 }
 
 
@@ -82,6 +83,7 @@ class SeriesStore:
     def __init__(self) -> None:
         self.series: dict[tuple[str, str], Series] = {}
         self._ema: dict[str, tuple[float, int]] = {}
+        self.smoothing = SMOOTHING
 
     def add(self, run: str, name: str, x: float, y: float, step: int) -> tuple[str, str]:
         key = (run, name)
@@ -90,9 +92,10 @@ class SeriesStore:
 
     def smoothed(self, run: str, value: float) -> float:
         s, n = self._ema.get(run, (0.0, 0))
-        s, n = SMOOTHING * s + (1.0 - SMOOTHING) * value, n + 1
+        b = self.smoothing
+        s, n = b * s + (1.0 - b) * value, n + 1
         self._ema[run] = (s, n)
-        return s / (1.0 - SMOOTHING**n)
+        return s / (1.0 - b**n)
 
     def clear(self) -> None:
         self.series.clear()
@@ -123,6 +126,8 @@ class TrainingPlots(QWidget):
         self._roles: dict[str, str] = {}  # plan text -> "smallest" | "random" | "user"
         self._random_order: list[str] = []
         self._user_plan: str | None = None
+        self._legend_proxies: list[pg.PlotDataItem] = []
+        self._marker_size: dict[tuple[str, str], float] = {}
         self.redraws = 0  # for tests and diagnostics
 
         self.view = pg.GraphicsLayoutWidget()
@@ -131,7 +136,7 @@ class TrainingPlots(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.view)
         ci = self.view.ci
-        ci.setContentsMargins(6, 6, 6, 6)
+        ci.setContentsMargins(6, 6, 14, 6)
         ci.setSpacing(10)
 
         self.acc_plot = ci.addPlot(row=0, col=0)
@@ -140,6 +145,8 @@ class TrainingPlots(QWidget):
         self.probe_plot = bottom.addPlot(row=0, col=0)
         self.probe_legend = pg.LegendItem(colCount=1, verSpacing=-4)
         bottom.addItem(self.probe_legend, row=0, col=1)
+        self.probe_legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        bottom.layout.setAlignment(self.probe_legend, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         bottom.layout.setColumnStretchFactor(0, 5)
         bottom.layout.setColumnStretchFactor(1, 0)
         ci.layout.setRowStretchFactor(0, 1)
@@ -149,11 +156,12 @@ class TrainingPlots(QWidget):
         self.loss_legend = self.loss_plot.addLegend(offset=(-8, 8), verSpacing=-4)
         self.legends = [self.acc_legend, self.loss_legend, self.probe_legend]
 
-        self.acc_plot.setYRange(0, 100, padding=0.02)
-        self.acc_plot.setLimits(yMin=-5, yMax=105)
+        self.acc_plot.setLimits(yMin=-2, yMax=102)
+        self.acc_plot.enableAutoRange(y=True)
         self.probe_plot.setYRange(0, 100, padding=0.02)
         self.probe_plot.setLimits(yMin=-5, yMax=105)
-        self.probe_plot.setXLink(self.loss_plot)
+        for p in (self.loss_plot, self.probe_plot):
+            p.setLimits(xMin=-1)
         for p in (self.loss_plot, self.probe_plot):
             p.setClipToView(True)
             p.setDownsampling(auto=True, mode="peak")
@@ -212,6 +220,10 @@ class TrainingPlots(QWidget):
         if old_user is not None and old_user != user and old_user not in self._roles:
             for key in [k for k in self.curves if k[1] == PROBE + old_user]:
                 self._remove_curve(key)  # its numbers stay in the store (CSV export)
+        for key, item in self.curves.items():
+            self._style(key, item)
+            self._mark(key)  # re-push the data: marker sizes are per point
+        self._rebuild_probe_legend()
 
     def set_epochs(self, epochs: int) -> None:
         """Fix the accuracy plot's epoch axis to whole epochs 1..epochs."""
@@ -219,6 +231,15 @@ class TrainingPlots(QWidget):
         spacing = max(1, math.ceil(epochs / 10))
         self.acc_plot.getAxis("bottom").setTickSpacing(spacing, spacing)
         self.acc_plot.setXRange(0.75, epochs + 0.25, padding=0)
+
+    def set_total_steps(self, total: int, steps_per_epoch: int) -> None:
+        """Show the whole training's step range, so the curves grow across it; the loss is
+        smoothed over about a tenth of an epoch (2 to 50 steps)."""
+        total = max(1, int(total))
+        for p in (self.loss_plot, self.probe_plot):
+            p.setXRange(0, total, padding=0.01)
+        window = min(50.0, max(2.0, steps_per_epoch / 10))
+        self.store.smoothing = 1.0 - 1.0 / window
 
     def _mark(self, key: tuple[str, str]) -> None:
         self._dirty.add(key)
@@ -230,7 +251,7 @@ class TrainingPlots(QWidget):
         """Push dirty series into their (one, persistent) curve items."""
         self._timer.stop()
         dirty, self._dirty = self._dirty, set()
-        for key in dirty:
+        for key in sorted(dirty, key=lambda k: (_run_rank(k[0]), k[0], k[1])):  # stable legend order
             run, name = key
             if name.startswith(PROBE) and name[len(PROBE):] not in self._roles:
                 continue  # a former user plan: kept in the store, no longer drawn
@@ -238,7 +259,13 @@ class TrainingPlots(QWidget):
             if item is None:
                 continue
             s = self.store.series[key]
-            item.setData(s.x, s.y)
+            size = self._marker_size.get(key)
+            if size:  # markers on at most ~MAX_MARKERS points (and the newest), or long runs clutter
+                n = len(s.x)
+                every = max(1, math.ceil(n / MAX_MARKERS))
+                item.setData(s.x, s.y, symbolSize=[size if i % every == 0 or i == n - 1 else 0 for i in range(n)])
+            else:
+                item.setData(s.x, s.y)
         if dirty:
             self.redraws += 1
             for hint in self._hints.values():
@@ -263,13 +290,14 @@ class TrainingPlots(QWidget):
         plot.addItem(item)
         self.curves[key] = item
         self._style(key, item)
-        legend_name = self._legend_name(key)
-        if legend_name:
-            legend = self.probe_legend if name.startswith(PROBE) else (
-                self.acc_legend if name == ACC else self.loss_legend)
-            legend.addItem(item, legend_name)
-            self._sort_probe_legend()
-            self._apply_legend_theme(legend)
+        if name.startswith(PROBE):
+            self._rebuild_probe_legend()
+        else:
+            legend_name = self._legend_name(key)
+            if legend_name is not None:
+                legend = self.acc_legend if name == ACC else self.loss_legend
+                legend.addItem(item, legend_name)
+                self._apply_legend_theme(legend)
         return item
 
     def _remove_curve(self, key: tuple[str, str]) -> None:
@@ -280,19 +308,26 @@ class TrainingPlots(QWidget):
         if plot is not None:
             plot.removeItem(item)
 
-    def _sort_probe_legend(self) -> None:
-        """Legend rows: smallest first, then random ones, then the user's plan; CT before ST."""
-        items = list(self.probe_legend.items)
-        if len(items) < 2:
-            return
-        inverse = {id(v): k for k, v in self.curves.items()}
-        def order(pair: Any) -> tuple:
-            key = inverse.get(id(pair[0].item), ("", ""))
-            return (self._role_rank(key[1][len(PROBE):]), key[1], _run_rank(key[0]), key[0])
-        items.sort(key=order)
+    def _rebuild_probe_legend(self) -> None:
+        """Colour and dash name the method, marker and width name the plan: one row each
+        (methods first, then smallest, random and the user's plan) instead of a row per curve."""
         self.probe_legend.clear()
-        for sample, label in items:
-            self.probe_legend.addItem(sample.item, label.text)
+        self._legend_proxies = []
+        probe_keys = [k for k in self.curves if k[1].startswith(PROBE)]
+        runs = sorted({k[0] for k in probe_keys}, key=lambda r: (_run_rank(r), r))
+        plans = sorted({k[1][len(PROBE):] for k in probe_keys}, key=lambda p: (self._role_rank(p), p))
+        for run in runs:
+            proxy = pg.PlotDataItem()
+            self._style((run, LOSS), proxy)  # the method's plain line
+            self._legend_proxies.append(proxy)
+            self.probe_legend.addItem(proxy, method_label(run))
+        for plan in plans:
+            proxy = pg.PlotDataItem()
+            self._style(("", PROBE + plan), proxy, color=_THEMES[self.presentation]["fg"])
+            proxy.setSymbolSize(max(9, proxy.opts["symbolSize"] + 3))  # markers legible in the key
+            self._legend_proxies.append(proxy)
+            self.probe_legend.addItem(proxy, self._legend_name(("", PROBE + plan)))
+        self._apply_legend_theme(self.probe_legend)
 
     def _role_rank(self, plan: str) -> int:
         role = self._roles.get(plan, "user")
@@ -311,8 +346,8 @@ class TrainingPlots(QWidget):
         if name.startswith(PROBE):
             plan = name[len(PROBE):]
             role = self._roles.get(plan, "user")
-            tag = {"smallest": "  smallest", "user": "  your plan"}.get(role, "")
-            return f"{method_label(run)}  {plan}{tag}"
+            tag = {"smallest": "  (smallest)", "user": "  (your plan)"}.get(role, "")
+            return f"{plan}{tag}"
         return None
 
     def _z(self, key: tuple[str, str]) -> float:
@@ -324,10 +359,11 @@ class TrainingPlots(QWidget):
             return 10 + base
         return base
 
-    def _style(self, key: tuple[str, str], item: pg.PlotDataItem) -> None:
+    def _style(self, key: tuple[str, str], item: pg.PlotDataItem, color: str | None = None) -> None:
         run, name = key
         t = _THEMES[self.presentation]
-        color = pg.mkColor(method_color(run))
+        base = color or method_color(run)
+        color = pg.mkColor(base)
         dash = METHOD_DASH.get(run.lower(), Qt.PenStyle.SolidLine)
         width, symbol, size = t["width"], None, t["symbol"]
         if name == LOSS_RAW:
@@ -349,8 +385,11 @@ class TrainingPlots(QWidget):
         pen = pg.mkPen(color, width=width, style=dash)
         pen.setCosmetic(True)
         item.setPen(pen)
+        self._marker_size.pop(key, None)
+        if symbol and name.startswith(PROBE) and run:
+            self._marker_size[key] = size
         if symbol:
-            fill = pg.mkColor(method_color(run))
+            fill = pg.mkColor(base)
             fill.setAlpha(color.alpha())
             item.setSymbol(symbol)
             item.setSymbolSize(size)
@@ -366,14 +405,17 @@ class TrainingPlots(QWidget):
         self._apply_theme()
         for key, item in self.curves.items():
             self._style(key, item)
+            self._dirty.add(key)
+        self._rebuild_probe_legend()
+        self.refresh()
 
     def _apply_theme(self) -> None:
         t = _THEMES[self.presentation]
         self.view.setBackground(t["bg"])
         labels = {
             id(self.acc_plot): ("Main network: test accuracy", "Epoch", "Test accuracy (%)"),
-            id(self.loss_plot): ("Training loss (main-net cross-entropy)", "Optimizer step", "Loss (nats)"),
-            id(self.probe_plot): ("Probe sub-networks inside the training net (main-net BN)",
+            id(self.loss_plot): ("Training loss", "Optimizer step", "Main-net cross-entropy (nats)"),
+            id(self.probe_plot): ("Sub-networks inside the training net (main-net BN)",
                                   "Optimizer step", "Test accuracy (%)"),
         }
         tick_font = QFont()
@@ -419,6 +461,7 @@ class TrainingPlots(QWidget):
         self._roles.clear()
         self._random_order = []
         self._user_plan = None
+        self._rebuild_probe_legend()
         for hint in self._hints.values():
             hint.setVisible(True)
         for plot in (self.acc_plot, self.loss_plot, self.probe_plot):
@@ -431,25 +474,71 @@ class TrainingPlots(QWidget):
         x, _ = item.getData()
         return 0 if x is None else len(x)
 
-    def export_image(self, path: str | Path) -> None:
-        """PNG (or any raster suffix Qt writes) or SVG of the whole plot layout."""
-        from pyqtgraph.exporters import ImageExporter, SVGExporter
-
+    def export_image(self, path: str | Path, scale: float = 2.0) -> None:
+        """The whole plot layout as SVG (by suffix, pyqtgraph's SVGExporter) or a raster image
+        (PNG...) rendered at ``scale`` x the on-screen resolution, lines and text alike."""
         path = Path(path)
         self.refresh()
         if path.suffix.lower() == ".svg":
-            SVGExporter(self.view.scene()).export(str(path))
-            return
-        exporter = ImageExporter(self.view.scene())
-        width = max(1600, int(self.view.width() * 2))
-        exporter.parameters()["width"] = width
-        exporter.export(str(path))
+            _export_svg(self.view.scene(), path)
+        else:
+            self._export_raster(path, scale)
         if not path.exists() or path.stat().st_size == 0:
-            raise OSError(f"could not write the image {path}")
+            raise OSError(f"could not write {path}")
+
+    def _export_raster(self, path: Path, scale: float) -> None:
+        # pyqtgraph's ImageExporter enlarges axis text but not legend text when asked for a
+        # larger width; a device pixel ratio scales everything, cosmetic pens included.
+        from PySide6.QtCore import QRectF
+        from PySide6.QtGui import QImage, QPainter
+
+        ci = self.view.ci
+        source = ci.mapRectToScene(ci.boundingRect())
+        image = QImage(round(source.width() * scale), round(source.height() * scale),
+                       QImage.Format.Format_ARGB32)
+        image.setDevicePixelRatio(scale)
+        image.fill(pg.mkColor(_THEMES[self.presentation]["bg"]))
+        painter = QPainter(image)
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+            self.view.scene().render(painter, QRectF(0, 0, source.width(), source.height()), source)
+        finally:
+            painter.end()
+        if not image.save(str(path)):
+            raise OSError(f"could not write the image {path} (unknown format or no permission)")
 
     def export_csv(self, path: str | Path) -> None:
         self.refresh()
         self.store.write_csv(path)
+
+
+def _export_svg(scene: Any, path: Path) -> None:
+    """pyqtgraph's SVGExporter, taught to read the closed paths ("... Z") Qt 6.12 writes.
+
+    Its coordinate fix-up expects every path token to be "x,y"; dropping a standalone close
+    command changes nothing visible (the paths it meets are rectangles ending where they
+    start, and SVG fills close open paths anyway).
+    """
+    import sys
+
+    from pyqtgraph.exporters import SVGExporter
+
+    module = sys.modules[SVGExporter.__module__]
+    original = module.correctCoordinates
+
+    def tolerant(node: Any, defs: Any, item: Any, options: Any) -> Any:
+        for element in node.getElementsByTagName("path"):
+            d = element.getAttribute("d")
+            if "Z" in d or "z" in d:
+                element.setAttribute("d", " ".join(t for t in d.split() if t not in ("Z", "z")))
+        return original(node, defs, item, options)
+
+    module.correctCoordinates = tolerant
+    try:
+        SVGExporter(scene).export(str(path))
+    finally:
+        module.correctCoordinates = original
 
 
 def _run_rank(run: str) -> int:

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
@@ -41,7 +41,6 @@ class TrainRequest:
     control: TrainControl
     probe_every: int = 0  # 0: about four probe evaluations per epoch
     random_probes: int = RANDOM_PROBES
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def probe_plans(layout: NetLayout, seed: int, n_random: int = RANDOM_PROBES) -> list[SubnetPlan]:
@@ -55,14 +54,14 @@ def probe_plans(layout: NetLayout, seed: int, n_random: int = RANDOM_PROBES) -> 
     return [smallest, *picked]
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, starting: bool = False) -> str:
     """One clear sentence for the user; the type is named only when it is unexpected."""
     if isinstance(exc, DatasetError):
         return f"Could not load the data set: {exc}"
     if isinstance(exc, ckpt.CheckpointError):
         return f"Could not save or read a checkpoint: {exc}"
     if isinstance(exc, TrainingError):
-        return f"Training stopped: {exc}"
+        return f"Could not start training: {exc}" if starting else f"Training stopped: {exc}"
     if isinstance(exc, (ValueError, TypeError)):
         return f"Invalid training settings: {exc}"
     if isinstance(exc, MemoryError):
@@ -80,7 +79,7 @@ class _Forwarder(TrainEvents):
         self.pending: list[dict[str, Any]] = []
         self.last_emit = 0.0
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self.pending:
             batch, self.pending = self.pending, []
             self.last_emit = time.monotonic()
@@ -88,10 +87,10 @@ class _Forwarder(TrainEvents):
 
     def maybe_flush(self) -> None:
         if self.pending and time.monotonic() - self.last_emit >= self.worker.min_interval:
-            self._flush()
+            self.flush()
 
     def on_start(self, info: dict[str, Any]) -> None:
-        self._flush()
+        self.flush()
         self.worker.runStarted.emit(dict(info))
 
     def on_step(self, info: dict[str, Any]) -> None:
@@ -99,15 +98,15 @@ class _Forwarder(TrainEvents):
         self.maybe_flush()
 
     def on_probe(self, info: dict[str, Any]) -> None:
-        self._flush()
+        self.flush()
         self.worker.probed.emit(dict(info))
 
     def on_epoch(self, info: dict[str, Any]) -> None:
-        self._flush()
+        self.flush()
         self.worker.epochEnded.emit(dict(info))
 
     def on_end(self, info: dict[str, Any]) -> None:
-        self._flush()
+        self.flush()
         self.worker.runEnded.emit(dict(info))
 
 
@@ -134,7 +133,6 @@ class TrainWorker(QObject):
         self._seen = 0
         self._fixed: list[SubnetPlan] = []
         self._forwarder = _Forwarder(self)
-        self.busy = threading.Event()
 
     # ------------------------------------------------------------ from any thread
     def set_probe_plan(self, text: str | None) -> None:
@@ -153,28 +151,28 @@ class TrainWorker(QObject):
     @Slot(object)
     def train(self, request: TrainRequest) -> None:
         """Run one request to the end (or to stop / error); always emits ``finished``."""
-        self.busy.set()
         errors: list[str] = []
         trainers: list[Trainer] = []
         stopped = False
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # leave a core to the GUI thread
+        starting = True
         try:
             trainers = self._build(request)
+            starting = False
             stopped = self._loop(request, trainers, errors)
         except BaseException as exc:  # never lost, never a crash of the thread
-            self._report(exc, errors)
+            self._report(exc, errors, starting)
         finally:
             torch.set_num_threads(threads)
             runs = {}
             for t in trainers:
                 if t.out_dir is not None and (t.out_dir / ckpt.MODEL_FILE).exists():
                     runs[t.name] = str(t.out_dir)
-            self.busy.clear()
             self.finished.emit({"runs": runs, "stopped": stopped or request.control.stopped, "errors": errors})
 
-    def _report(self, exc: BaseException, errors: list[str]) -> None:
-        msg = describe_error(exc)
+    def _report(self, exc: BaseException, errors: list[str], starting: bool = False) -> None:
+        msg = describe_error(exc, starting)
         if not isinstance(exc, (DatasetError, TrainingError, ckpt.CheckpointError, ValueError)):
             traceback.print_exception(exc)  # an unexpected failure: keep the trace for a bug report
         errors.append(msg)
@@ -217,7 +215,7 @@ class TrainWorker(QObject):
                 if plan not in probes:
                     probes.append(plan)
         for t in trainers:
-            t.probes = list(probes)
+            t.set_probes(probes)
         self.probesChanged.emit({"smallest": str(self._fixed[0]),
                                  "random": [str(p) for p in self._fixed[1:]], "user": user})
 
@@ -233,7 +231,7 @@ class TrainWorker(QObject):
                     seen, text = change
                     self._apply_plan(trainers, text)
                 if control.paused and not control.stopped:
-                    fwd._flush()
+                    fwd.flush()
                     self.pausedChanged.emit(True)
                     control.wait_while_paused()
                     self.pausedChanged.emit(False)
@@ -243,7 +241,7 @@ class TrainWorker(QObject):
                     del gens[name]
                 except Exception as exc:
                     gens.pop(name).close()
-                    fwd._flush()
+                    fwd.flush()
                     self._report(exc, errors)
-        fwd._flush()
+        fwd.flush()
         return control.stopped

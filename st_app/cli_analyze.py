@@ -1,0 +1,405 @@
+"""``python -m st_app analyze {loafing,subnets,robustness,compare}``: the paper's experiments.
+
+Each analysis writes ``OUT/<analysis>.json``, ``OUT/<analysis>.csv`` and PNG + SVG figures
+(headless), and with ``--json`` prints the JSON object. The JSON always names the
+checkpoints (path + epoch), the BN setting, the seeds and the image counts. The numbers come
+from ``st_app.core.experiments``; this module only parses, loads, writes and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = ["add_analyze_parser", "run_analyze"]
+
+ANALYSES = ("loafing", "subnets", "robustness", "compare")
+
+EXAMPLES = """examples:
+  python -m st_app analyze loafing    --ct runs/ct --st runs/st --out report/
+  python -m st_app analyze subnets    --ct runs/ct --st runs/st --bn recalibrate --out report/ --json
+  python -m st_app analyze robustness --ct runs/ct --st runs/st --max-k 4 --repeats 10 --out report/
+  python -m st_app analyze compare    --model resnet20 --dataset digits --epochs 30 --methods ct,st,stpp,sd --out report/"""
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {v}")
+        return v
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return v
+
+
+def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``analyze`` and its four analyses on the main parser's sub-commands."""
+    from .core.methods import METHODS
+    from .core.models import ARCHITECTURES
+
+    a = subparsers.add_parser(
+        "analyze", help="the paper's experiments: loafing, sub-net statistics, robustness, method comparison",
+        description="Run one of the paper's experiments and write JSON, CSV and PNG + SVG figures.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = a.add_subparsers(dest="analysis", metavar="{" + ",".join(ANALYSES) + "}", required=True)
+
+    def common(p: argparse.ArgumentParser, checkpoints: bool = True) -> None:
+        if checkpoints:
+            p.add_argument("--ct", required=True, help="run folder (or .safetensors) of the CT model")
+            p.add_argument("--st", required=True, help="run folder (or .safetensors) of the ST model")
+            p.add_argument("--dataset", default=None, help="data set (default: the one the checkpoints record)")
+            p.add_argument("--test-images", type=_int_at_least(1), default=None,
+                           help="evaluate on the first N test images only (default: all)")
+            p.add_argument("--seed", type=int, default=0, help="seed of calibration subset, samples and draws")
+        p.add_argument("--bn", default="main", choices=["main", "recalibrate"],
+                       help="BN statistics of sub-nets: the main net's (paper) or re-estimated per sub-net")
+        p.add_argument("--calib-images", type=_int_at_least(1), default=1000,
+                       help="training images used to re-estimate BN statistics (default 1000)")
+        p.add_argument("--data-dir", default=None, help="folder holding the data set files")
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+        p.add_argument("--threads", type=_int_at_least(1), default=None, help="CPU threads for torch")
+        p.add_argument("--out", required=True, help="report folder to write")
+        p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    lo = sub.add_parser("loafing", help="sub-nets trained alone vs inside CT and ST (figure 2)",
+                        description="Train chosen ordered sub-nets alone with the CT run's recipe and compare "
+                        "them with the same sub-nets evaluated inside the CT and ST models.")
+    common(lo)
+    lo.add_argument("--plans", default=None,
+                    help="sub-nets separated by ';' (plan text or depths:1,1,1; default: the smallest and two others)")
+    lo.add_argument("--epochs", type=_int_at_least(1), default=None,
+                    help="train the alone-nets this many epochs instead of the recipe's (recorded)")
+
+    su = sub.add_parser("subnets", help="accuracy of every ordered sub-net, CT vs ST (figure 5)",
+                        description="Evaluate all ordered sub-nets (prefix-sharing tree) of both models.")
+    common(su)
+    su.add_argument("--limit", type=_int_at_least(1), default=1000,
+                    help="sample this many sub-nets (seeded, uniform) when there are more")
+
+    ro = sub.add_parser("robustness", help="delete / swap blocks, CT vs ST (figure 6)",
+                        description="Delete each block; delete k random blocks; swap k random same-shape pairs "
+                        "(the same seeded draws for both models).")
+    common(ro)
+    ro.add_argument("--max-k", type=_int_at_least(1), default=4, help="largest number of deleted blocks (default 4)")
+    ro.add_argument("--repeats", type=_int_at_least(1), default=10, help="random draws per k (default 10)")
+    ro.add_argument("--max-swaps", type=_int_at_least(0), default=None,
+                    help="largest number of swapped pairs (default: --max-k, capped at what the network allows)")
+
+    co = sub.add_parser("compare", help="CT, ST, ST++ and stochastic depth on one recipe (table 1)",
+                        description="Train each method with the same recipe; report wall time, peak memory, "
+                        "main-net accuracy and all-sub-nets mean +- std.")
+    common(co, checkpoints=False)
+    co.add_argument("--model", default="resnet20", choices=ARCHITECTURES)
+    co.add_argument("--dataset", default="digits")
+    co.add_argument("--epochs", type=_int_at_least(1), default=30)
+    co.add_argument("--methods", default="ct,st,stpp,sd", help=f"comma-separated, from {','.join(METHODS)}")
+    co.add_argument("--seed", type=int, default=0)
+    co.add_argument("--batch-size", type=_int_at_least(1), default=64)
+    co.add_argument("--lr", type=_positive_float, default=0.05)
+    co.add_argument("--in-process", action="store_true",
+                    help="train all methods in this process (faster start; CPU memory peaks then overlap)")
+    return a
+
+
+# --------------------------------------------------------------------------------- helpers
+class _Bar:
+    """A tqdm bar on stderr (when it is a terminal), fed by ``progress(done, total)``."""
+
+    def __init__(self, enabled: bool, desc: str) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.desc = desc
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, file=sys.stderr, dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
+    """CT and ST checkpoints (same architecture), their data set and the device."""
+    from .core.checkpoint import load_checkpoint
+    from .core.data import load_dataset
+    from .core.experiments import check_same_architecture
+    from .core.train import resolve_device
+
+    device = resolve_device(args.device)
+    ct = load_checkpoint(args.ct, device=device)
+    st = load_checkpoint(args.st, device=device)
+    check_same_architecture({"ct": ct.model, "st": st.model})
+
+    def recorded(meta: dict[str, Any]) -> str | None:
+        return meta.get("dataset", {}).get("name") or meta.get("config", {}).get("dataset")
+
+    name = args.dataset
+    if name is None:
+        names = {recorded(ct.meta), recorded(st.meta)} - {None}
+        if not names:
+            raise ValueError("the checkpoints do not record their data set; pass --dataset")
+        if len(names) > 1:
+            raise ValueError(f"the CT and ST checkpoints were trained on different data sets "
+                             f"({recorded(ct.meta)} and {recorded(st.meta)}); pass --dataset to choose one")
+        name = names.pop()
+    config = ct.meta.get("config", {})
+    data = load_dataset(name, args.data_dir or config.get("data_dir"), image_size=config.get("image_size"))
+    c = ct.model.config
+    if (data.num_classes, data.in_channels) != (c.num_classes, c.in_channels):
+        raise ValueError(f"data set {data.name} ({data.in_channels} channels, {data.num_classes} classes) does not "
+                         f"fit the checkpoints' {c.arch} ({c.in_channels} channels, {c.num_classes} classes)")
+    if args.test_images is not None:
+        from dataclasses import replace
+
+        data = replace(data, test_x=data.test_x[: args.test_images], test_y=data.test_y[: args.test_images])
+    return ct, st, data.to(device), device
+
+
+def _header(analysis: str, args: argparse.Namespace, ct: Any = None, st: Any = None, data: Any = None,
+            calib: Any = None) -> dict[str, Any]:
+    from .core.experiments import checkpoint_info
+
+    out: dict[str, Any] = {"analysis": analysis}
+    if ct is not None:
+        out["checkpoints"] = {"ct": checkpoint_info(ct), "st": checkpoint_info(st)}
+        out["arch"] = ct.model.config.arch
+    if data is not None:
+        out["dataset"] = data.name
+        out["n_images"] = int(len(data.test_y))
+    out["bn"] = args.bn
+    out["calib_images"] = 0 if calib is None else int(len(calib))
+    out["seed"] = args.seed
+    return out
+
+
+def _calibration(args: argparse.Namespace, data: Any, always: bool = False) -> Any:
+    from .core.evaluate import calibration_images
+
+    if args.bn == "recalibrate" or always:
+        return calibration_images(data.train_x, args.calib_images, args.seed)
+    return None
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _finish(args: argparse.Namespace, report: dict[str, Any], csv_path: Path, figures: list[Path],
+            summary: Callable[[], list[str]], t0: float) -> int:
+    out = Path(args.out)
+    report["csv"] = str(csv_path)
+    report["figures"] = [str(p) for p in figures]
+    report["seconds_total"] = round(time.perf_counter() - t0, 3)
+    json_path = out / f"{report['analysis']}.json"
+    report["json"] = str(json_path)
+    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for line in summary():
+        print(line)
+    print(f"wrote {json_path}, {csv_path} and {len(figures)} figure files in {out}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+# ------------------------------------------------------------------------------- analyses
+def _run_loafing(args: argparse.Namespace, t0: float) -> int:
+    from .core.experiments import loafing
+    from .core.plan import SubnetPlan
+    from .figures import loafing_figure
+
+    ct, st, data, device = _load_pair(args)
+    plans = None
+    if args.plans:
+        plans = [SubnetPlan.parse(p, ct.model.layout) for p in args.plans.split(";") if p.strip()]
+        if not plans:
+            raise ValueError("--plans names no sub-network")
+    calib = _calibration(args, data, always=True)  # cheap here: both BN settings are reported
+    bar = _Bar(not args.quiet, "loafing")
+    try:
+        result = loafing(ct, st, data, plans=plans, epochs=args.epochs, bn=args.bn, calib_images=calib,
+                         device=str(device), progress=bar)
+    finally:
+        bar.close()
+    report = {**_header("loafing", args, ct, st, data, calib), **result.to_dict()}
+    report["calib_images"] = int(len(calib))
+    out = Path(args.out)
+    rows = [[r["plan"], " ".join(map(str, r["depths"])), r["alone"], r["within_ct"], r["within_st"], args.bn,
+             r.get("other_bn", {}).get("within_ct"), r.get("other_bn", {}).get("within_st"), r["alone_epochs"]]
+            for r in report["results"]]
+    csv_path = _write_csv(out / "loafing.csv", ["plan", "depths", "alone", "within_ct", "within_st", "bn",
+                                                "within_ct_other_bn", "within_st_other_bn", "alone_epochs"], rows)
+    figures = loafing_figure(report, out / "loafing")
+
+    def summary() -> list[str]:
+        lines = [f"loafing ({report['arch']}, {report['dataset']}, BN {args.bn}; alone-nets trained "
+                 f"{report['trained_with']['epochs']} epochs with the CT recipe"
+                 + (f", overrides {report['overrides']}" if report["overrides"] else "") + ")"]
+        for r in report["results"]:
+            lines.append(f"  {r['plan']:<24} alone {r['alone']:6.2f}%   inside CT {r['within_ct']:6.2f}%   "
+                         f"inside ST {r['within_st']:6.2f}%")
+        return lines
+
+    return _finish(args, report, csv_path, figures, summary, t0)
+
+
+def _run_subnets(args: argparse.Namespace, t0: float) -> int:
+    from .core.experiments import subnet_statistics
+    from .figures import subnets_figures
+
+    ct, st, data, _ = _load_pair(args)
+    calib = _calibration(args, data)
+    bar = _Bar(not args.quiet, "sub-nets")
+    try:
+        result = subnet_statistics({"ct": ct.model, "st": st.model}, data.test_x, data.test_y, bn=args.bn,
+                                   calib_images=calib, limit=args.limit, seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    report = {**_header("subnets", args, ct, st, data, calib), **result.to_dict()}
+    out = Path(args.out)
+    st_acc = {r["plan"]: r["accuracy"] for r in report["st"]["results"]}
+    rows = [[r["plan"], " ".join(map(str, r["depths"])), r["accuracy"], st_acc[r["plan"]], args.bn]
+            for r in report["ct"]["results"]]
+    csv_path = _write_csv(out / "subnets.csv", ["plan", "depths", "ct", "st", "bn"], rows)
+    figures = subnets_figures(report, out / "subnets")
+
+    def summary() -> list[str]:
+        lines = [f"{report['n_plans']} {'sampled ' if report['sampled'] else ''}ordered sub-nets of "
+                 f"{report['arch']} on {report['n_images']} {report['dataset']} test images, BN {args.bn}"]
+        for n in ("ct", "st"):
+            s = report[n]
+            lines.append(f"  {n.upper()}: mean {s['mean']:6.2f}% +- {s['std']:5.2f}, min {s['min']:6.2f}%, "
+                         f"max {s['max']:6.2f}%")
+        return lines
+
+    return _finish(args, report, csv_path, figures, summary, t0)
+
+
+def _run_robustness(args: argparse.Namespace, t0: float) -> int:
+    from .core.experiments import robustness
+    from .figures import robustness_figures
+
+    ct, st, data, _ = _load_pair(args)
+    calib = _calibration(args, data)
+    bar = _Bar(not args.quiet, "robustness")
+    try:
+        result = robustness({"ct": ct.model, "st": st.model}, data.test_x, data.test_y, bn=args.bn,
+                            calib_images=calib, max_k=args.max_k, repeats=args.repeats,
+                            max_swap_pairs=args.max_swaps, seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    report = {**_header("robustness", args, ct, st, data, calib), **result.to_dict()}
+    out = Path(args.out)
+    rows: list[list[Any]] = []
+    for n in ("ct", "st"):
+        rows.append(["main", n, "", report["main"][n], "", "", ""])
+        rows += [["delete_one", n, r["block"], r["accuracy"], "", "", ""] for r in report["delete_one"][n]]
+        for key in ("delete_k", "swap_k"):
+            rows += [[key, n, r["k"], r["mean"], r["std"], r["min"], r["max"]] for r in report[key][n]]
+    csv_path = _write_csv(out / "robustness.csv", ["experiment", "model", "block_or_k", "accuracy_or_mean",
+                                                   "std", "min", "max"], rows)
+    figures = robustness_figures(report, out / "robustness")
+
+    def summary() -> list[str]:
+        lines = [f"robustness of {report['arch']} ({report['n_images']} test images, BN {args.bn}, "
+                 f"{args.repeats} draws per k, seed {args.seed})"]
+        for n in ("ct", "st"):
+            one = report["delete_one"][n]
+            worst = max(one, key=lambda r: r["drop"])
+            ks = ", ".join(f"k={r['k']}: {r['mean']:.1f}+-{r['std']:.1f}" for r in report["delete_k"][n])
+            sw = ", ".join(f"k={r['k']}: {r['mean']:.1f}+-{r['std']:.1f}" for r in report["swap_k"][n])
+            lines.append(f"  {n.upper()}: main {report['main'][n]:.2f}%, most important block {worst['block']} "
+                         f"(-{worst['drop']:.1f}), delete {ks}; swap {sw or '-'}")
+        return lines
+
+    return _finish(args, report, csv_path, figures, summary, t0)
+
+
+def _run_compare(args: argparse.Namespace, t0: float) -> int:
+    from .core.experiments import compare_methods
+    from .figures import compare_figure
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    out = Path(args.out)
+    bar = _Bar(not args.quiet, "compare")
+    try:
+        result = compare_methods(model=args.model, dataset=args.dataset, epochs=args.epochs, methods=methods,
+                                 seed=args.seed, batch_size=args.batch_size, lr=args.lr, device=args.device,
+                                 data_dir=args.data_dir, runs_dir=out / "runs", bn=args.bn,
+                                 n_calib=args.calib_images, isolate=False if args.in_process else None,
+                                 threads=args.threads, progress=bar)
+    finally:
+        bar.close()
+    body = result.to_dict()
+    report = {"analysis": "compare", "checkpoints": {r["method"]: {"path": r["run"], "epoch": r["epoch"]}
+                                                     for r in body["methods"]},
+              **body}
+    keys = ["method", "seconds", "train_seconds", "peak_memory_mb", "process_peak_mb", "main_accuracy",
+            "subnets_mean", "subnets_std", "subnets_min", "subnets_max", "epoch", "run"]
+    csv_path = _write_csv(out / "compare.csv", keys, [[r.get(k) for k in keys] for r in report["methods"]])
+    figures = compare_figure(report, out / "compare")
+
+    def summary() -> list[str]:
+        lines = [f"{report['model']} on {report['dataset']}, {report['epochs']} epochs, seed {report['seed']}, "
+                 f"BN {report['bn']}; memory: {report['memory_method']}",
+                 f"  {'method':8} {'time':>9} {'memory':>10} {'main':>8} {'all sub-nets':>16}"]
+        for r in report["methods"]:
+            lines.append(f"  {r['method']:8} {r['seconds']:8.1f}s {r['peak_memory_mb']:7.1f} MiB "
+                         f"{r['main_accuracy']:7.2f}% {r['subnets_mean']:7.2f} +- {r['subnets_std']:5.2f}")
+        return lines
+
+    return _finish(args, report, csv_path, figures, summary, t0)
+
+
+RUNNERS = {"loafing": _run_loafing, "subnets": _run_subnets, "robustness": _run_robustness,
+           "compare": _run_compare}
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """Run the analysis the parsed ``args`` name; user errors raise ValueError (exit 2 in the CLI)."""
+    t0 = time.perf_counter()
+    _prepare(args)
+    return RUNNERS[args.analysis](args, t0)

@@ -1,0 +1,152 @@
+"""Application start-up: check that Qt can open a window, then show the main window.
+
+Qt aborts the whole process (no Python exception) when its xcb platform plugin lacks system
+libraries or no X server answers, so :func:`qt_platform_problem` looks before Qt is imported:
+``dlopen`` of the libraries the plugin needs (a few milliseconds) and a look for the X
+server's socket. The answer is one line naming what to install or set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+__all__ = ["XCB_PACKAGES", "create_app", "main", "qt_platform_problem"]
+
+# shared library the xcb plugin (or Qt GUI itself) loads -> Debian/Ubuntu package providing it
+XCB_LIBRARIES = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-xinerama.so.0": "libxcb-xinerama0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libEGL.so.1": "libegl1",
+    "libGL.so.1": "libgl1",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libdbus-1.so.3": "libdbus-1-3",
+}
+XCB_PACKAGES = tuple(XCB_LIBRARIES.values())
+
+
+def _loadable(soname: str) -> bool:
+    try:
+        ctypes.CDLL(soname)
+    except OSError:
+        return False
+    return True
+
+
+def _x_server_missing(display: str) -> bool:
+    """True when DISPLAY names a local X server whose socket does not exist."""
+    host, _, rest = display.partition(":")
+    if host not in ("", "unix") or not rest:
+        return False  # remote or unusual display: let Qt try
+    number = rest.split(".", 1)[0]
+    if not number.isdigit():
+        return False
+    return not Path(f"/tmp/.X11-unix/X{number}").exists()
+
+
+def qt_platform_problem(env: Mapping[str, str] | None = None, loadable=_loadable) -> str | None:  # noqa: ANN001
+    """One line saying why Qt cannot open a window here, or None when it should work."""
+    env = os.environ if env is None else env
+    if not sys.platform.startswith("linux") or env.get("ST_LAB_SKIP_QT_CHECK"):
+        return None
+    platform = env.get("QT_QPA_PLATFORM", "").split(":", 1)[0].strip().lower()
+    if platform and platform != "xcb":
+        return None  # offscreen, wayland, vnc, eglfs...: not the xcb plugin
+    if not platform and env.get("WAYLAND_DISPLAY"):
+        return None  # Qt will use its Wayland plugin
+    missing = [pkg for so, pkg in XCB_LIBRARIES.items() if not loadable(so)]
+    if missing:
+        return (
+            "ST Lab cannot start Qt: system libraries for its xcb platform plugin are missing "
+            f"({', '.join(missing)}); install them with: sudo apt-get install {' '.join(XCB_PACKAGES)}"
+        )
+    display = env.get("DISPLAY", "")
+    if not display:
+        return (
+            "ST Lab cannot open a window: no display (DISPLAY is not set); run it in a desktop session, "
+            "over ssh -X, or under Xvfb (xvfb-run python main.py)"
+        )
+    if _x_server_missing(display):
+        return f"ST Lab cannot open a window: no X server is running on display {display}"
+    return None
+
+
+def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="st-lab",
+        description="ST Lab: explore residual networks as ensembles of sub-networks "
+        "(network loafing, stimulative training).",
+    )
+    parser.add_argument("--ct", metavar="PATH", help="run folder or weights file for the CT slot")
+    parser.add_argument("--st", metavar="PATH", help="run folder or weights file for the ST slot")
+    parser.add_argument("--plan", metavar="TEXT", help="start on this sub-network, e.g. 0,1|3,4,5|6")
+    parser.add_argument("--bn", choices=("main", "recalibrate"), help="BatchNorm statistics to evaluate with")
+    parser.add_argument("--presentation", action="store_true", help="start in presentation mode")
+    parser.add_argument("--demo", action="store_true", help="start the guided demo 'Loafing in one minute'")
+    parser.add_argument("--reset-settings", action="store_true", help="forget window layout and recent files")
+    return parser.parse_known_args(list(argv))
+
+
+def create_app(argv: Sequence[str] | None = None):  # noqa: ANN201 - QApplication
+    """The QApplication with ST Lab's names, style and palette (reuses a running one)."""
+    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from .style import STYLESHEET, light_palette
+
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication([sys.argv[0] if sys.argv else "st-lab", *(argv or [])])
+    QCoreApplication.setOrganizationName("ST Lab")
+    QCoreApplication.setApplicationName("ST Lab")
+    from st_app import __version__
+
+    QCoreApplication.setApplicationVersion(__version__)
+    QGuiApplication.setApplicationDisplayName("ST Lab")
+    app.setStyle("Fusion")
+    app.setPalette(light_palette())
+    app.setStyleSheet(STYLESHEET)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, qt_args = _parse_args(sys.argv[1:] if argv is None else argv)
+    problem = qt_platform_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    app = create_app(qt_args)
+
+    from PySide6.QtCore import QSettings, QTimer
+
+    from .main_window import MainWindow
+
+    settings = QSettings()
+    if args.reset_settings:
+        settings.clear()
+    if args.bn:
+        settings.setValue("explore/bn", args.bn)
+    window = MainWindow(ct_path=args.ct, st_path=args.st, settings=settings, defer_load=True,
+                        initial_plan=args.plan)
+    window.show()
+    if args.presentation:
+        QTimer.singleShot(0, lambda: window.set_presentation(True))
+    if args.demo:
+        window.modelsLoaded.connect(lambda: QTimer.singleShot(200, window.start_demo))
+    return int(app.exec())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
