@@ -67,7 +67,8 @@ def run(arch: str, channels: int, size: int, n_images: int, bn: str, n_calib: in
     note = "" if len(sample) == len(plans) else f" (extrapolated from {len(sample)} random plans)"
     print(f"{arch}, {len(plans)} ordered sub-nets, {n_images} images {channels}x{size}x{size}, BN {bn}"
           + (f", {n_calib} calibration images" if calib is not None else ""))
-    print(f"  block forwards per image batch: naive {blocks_naive}, tree {count_tree_nodes(model, plans)}")
+    tree_nodes = count_tree_nodes(model, plans, bn=bn, n_images=n_images)
+    print(f"  block forwards per image batch: naive {blocks_naive}, tree {tree_nodes}")
     print(f"  naive loop : {t_naive_all:8.2f} s{note}")
     print(f"  prefix tree: {t_tree:8.2f} s")
     print(f"  speed-up   : {t_naive_all / t_tree:8.1f}x")

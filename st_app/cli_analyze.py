@@ -24,7 +24,8 @@ EXAMPLES = """examples:
   python -m st_app analyze loafing    --ct runs/ct --st runs/st --out report/
   python -m st_app analyze subnets    --ct runs/ct --st runs/st --bn recalibrate --out report/ --json
   python -m st_app analyze robustness --ct runs/ct --st runs/st --max-k 4 --repeats 10 --out report/
-  python -m st_app analyze compare    --model resnet20 --dataset digits --epochs 30 --methods ct,st,stpp,sd --out report/"""
+  python -m st_app analyze compare    --model resnet20 --dataset digits --epochs 30 \\
+                                      --methods ct,st,stpp,sd --out report/"""
 
 
 def _int_at_least(low: int) -> Callable[[str], int]:

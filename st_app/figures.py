@@ -3,7 +3,8 @@
 Works without a display: when neither ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set, Qt's
 ``offscreen`` platform is selected before Qt is first imported. Every figure function takes
 the plain report dict of an analysis and a path stem, and writes ``stem.png`` and
-``stem.svg``. No matplotlib: the app already ships pyqtgraph.
+``stem.svg``. No matplotlib: the app already ships pyqtgraph. Inside the running app, call
+these from the GUI thread (Qt widgets may not be created in worker threads).
 
 SVG: pyqtgraph's SVGExporter is tried first; with Qt >= 6.8 it fails on the closing ``Z`` of
 the paths Qt emits (pyqtgraph 0.13/0.14 parse coordinate pairs only), and then the scene is
@@ -170,15 +171,16 @@ def bar_chart(
         if legend is not None:
             legend.addItem(bars, label(name))
         err = None if errors is None else errors.get(name)
+        e = np.zeros_like(v)
         if err is not None:
             e = _finite(err)
             fig.plot.addItem(pg.ErrorBarItem(x=x, y=v, top=e, bottom=e, beam=width * 0.4, pen=pg.mkPen("k", width=1.2)))
             top = max(top, float((v + e).max(initial=0)))
         top = max(top, float(v.max(initial=0)))
         if values_on_bars:
-            for xi, vi in zip(x, v):
+            for xi, vi, ei in zip(x, v, e):
                 t = pg.TextItem(f"{vi:.1f}", color="k", anchor=(0.5, 1.0))
-                t.setPos(float(xi), float(vi))
+                t.setPos(float(xi), float(vi + ei))  # above the error bar, if any
                 fig.plot.addItem(t)
     fig.plot.getAxis("bottom").setTicks([[(float(i), str(c)) for i, c in enumerate(categories)]])
     fig.plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
@@ -294,10 +296,14 @@ def robustness_figures(report: Mapping[str, Any], stem: str | Path, names: Seque
     return out
 
 
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 100 else f"{s:.0f} s"
+
+
 def compare_figure(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
     """Main-net accuracy and sub-nets mean +- std per method, time and memory under the bars."""
     rows = report["methods"]
-    cats = [f"{label(r['method'])}  {r['seconds']:.0f} s, {r['peak_memory_mb']:.0f} MiB" for r in rows]
+    cats = [f"{label(r['method'])}  {_seconds(r['seconds'])}, {r['peak_memory_mb']:.0f} MiB" for r in rows]
     return bar_chart(stem, cats, {"main": [r["main_accuracy"] for r in rows],
                                   "subnets": [r["subnets_mean"] for r in rows]},
                      errors={"subnets": [r["subnets_std"] for r in rows]},

@@ -32,7 +32,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from st_app.core.plan import SubnetPlan
 
-__all__ = ["AccuracyResult", "AccuracyService", "AccuracyWorker", "BN_LABELS", "ModelPayload"]
+__all__ = ["AccuracyResult", "AccuracyService", "AccuracyWorker", "BN_LABELS", "ModelPayload", "keep_until_finished"]
 
 BN_LABELS = {
     "main": "main network (paper's setting)",
@@ -233,6 +233,8 @@ class AccuracyWorker(QObject):
                 snap.main_accuracy = self._accuracy(model, None, test_x, payload.test_y, None, None)
                 self._cache[(snap.key, model.layout.full_plan(), "main")] = snap.main_accuracy
             self.modelReady.emit(payload.slot, payload.key, snap.main_accuracy)
+            # the full network's cost, the reference for every "% of full"
+            self.flopsReady.emit(model.layout.full_plan(), int(model.plan_flops(None)))
         except _Cancelled:
             self._snapshots.pop(payload.slot, None)
         except Exception as exc:  # noqa: BLE001 - report, never kill the worker thread
@@ -384,6 +386,18 @@ def _forget(thread: QThread) -> None:
     _ORPHANS[:] = [(t, w) for t, w in _ORPHANS if t is not thread]
 
 
+def keep_until_finished(thread: QThread, companion: QObject | None = None) -> None:
+    """Hold a still-running QThread (and its worker) until it ends, waited for at exit.
+
+    Destroying a running QThread aborts the whole process, so a window that closes while a
+    thread is busy (importing torch, one last evaluation) hands the thread over to here.
+    """
+    if thread.parent() is not None:
+        thread.setParent(None)
+    _ORPHANS.append((thread, companion if companion is not None else thread))
+    thread.finished.connect(lambda t=thread: _forget(t))
+
+
 @atexit.register
 def _join_orphans() -> None:
     for thread, _worker in list(_ORPHANS):
@@ -490,10 +504,8 @@ class AccuracyService(QObject):
         self.stop()
         ok = bool(self._thread.wait(timeout_ms))
         if not ok:
-            # Still inside one unit of work: keep the thread object alive until it ends, since
-            # destroying a running QThread aborts the process.
-            _ORPHANS.append((self._thread, self._worker))
-            self._thread.finished.connect(lambda t=self._thread: _forget(t))
+            # Still inside one unit of work: keep it alive until it ends (see keep_until_finished).
+            keep_until_finished(self._thread, self._worker)
         return ok
 
     @property

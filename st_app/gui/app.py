@@ -103,7 +103,7 @@ def create_app(argv: Sequence[str] | None = None):  # noqa: ANN201 - QApplicatio
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
-    from .style import STYLESHEET, light_palette
+    from .style import ensure_stylesheet, light_palette
 
     app = QApplication.instance()
     if app is None:
@@ -117,7 +117,7 @@ def create_app(argv: Sequence[str] | None = None):  # noqa: ANN201 - QApplicatio
     QGuiApplication.setApplicationDisplayName("ST Lab")
     app.setStyle("Fusion")
     app.setPalette(light_palette())
-    app.setStyleSheet(STYLESHEET)
+    ensure_stylesheet(app)
     return app
 
 

@@ -285,7 +285,7 @@ class BlockItem(QGraphicsObject):
         painter.drawPath(path)
         _arrow(painter, QPointF(JOIN_X, MID_Y - JOIN_R), QPointF(0, 1), 6 + look.line, skip_col)
         if self.changes_shape:
-            tag = QRectF(SPLIT_X + 16, ARC_Y - 9, JOIN_X - SPLIT_X - 32, 18)
+            tag = QRectF(SPLIT_X + 8, ARC_Y - 9, JOIN_X - SPLIT_X - 16, 18)
             painter.setPen(QPen(skip_col, 1.0))
             painter.setBrush(QColor("#EEF2FF"))
             painter.drawRoundedRect(tag, 4, 4)
@@ -473,6 +473,49 @@ class _EndItem(QGraphicsObject):
         painter.drawLine(QPointF(4, MID_Y), QPointF(66, MID_Y))
         if self.arrow_out:
             _arrow(painter, QPointF(70, MID_Y), QPointF(1, 0), 6 + self.look.line, self.look.wire)
+
+
+class _LegendItem(QGraphicsObject):
+    """A one-line key under the graph: what on, off, shape-changing and the blue arc mean."""
+
+    ENTRIES = ("on: branch runs", "off: branch skipped", "changes shape (1×1 projection shortcut)",
+               "only path left: the skip connection")
+
+    def __init__(self, look: _Look) -> None:
+        super().__init__()
+        self.look = look
+        self.setToolTip("Click a block to switch it off or on; drag it sideways to reorder; right-click for more.")
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, 1100, 26)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setFont(self.look.font(11))
+        x = 0.0
+        color = stage_color(0)
+        for i, text in enumerate(self.ENTRIES):
+            glyph = QRectF(x, 5, 22, 16)
+            if i == 3:
+                painter.setPen(QPen(QColor(ACCENT), self.look.line * 1.7))
+                path = QPainterPath(QPointF(x, 21))
+                path.lineTo(x, 9)
+                path.lineTo(x + 22, 9)
+                path.lineTo(x + 22, 21)
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawPath(path)
+            else:
+                pen = QPen(color.darker(115) if i != 1 else QColor("#9CA3AF"), self.look.border * (2 if i == 2 else 1))
+                if i == 1:
+                    pen.setStyle(Qt.PenStyle.DashLine)
+                painter.setPen(pen)
+                painter.setBrush(mix(color, QColor("#FFFFFF"), 0.8) if i != 1 else QColor("#F3F4F6"))
+                painter.drawRoundedRect(glyph, 4, 4)
+            painter.setPen(QColor(MUTED) if not self.look.presentation else self.look.text)
+            w = painter.fontMetrics().horizontalAdvance(text)
+            painter.drawText(QRectF(x + 28, 0, w + 4, 26), Qt.AlignmentFlag.AlignVCenter, text)
+            x += 28 + w + 26
 
 
 class BlockGraphView(QGraphicsView):
@@ -689,6 +732,10 @@ class BlockGraphView(QGraphicsView):
             path.lineTo(xb, y1)
             wire = _WireItem(path, look)
             scene.addItem(wire)
+
+        legend = _LegendItem(look)
+        legend.setPos(74, (len(rows) - 1) * ROW_H + FRAME_BOTTOM + 18)
+        scene.addItem(legend)
 
         for s, stage in enumerate(layout.stages):
             for b in stage:

@@ -90,11 +90,6 @@ class HelpBrowser(QTextBrowser):
         self.setToolTip("What the unraveled view, loafing, ST and the BN switch mean")
         self.setMinimumWidth(320)
 
-    def set_presentation(self, on: bool) -> None:
-        f = self.font()
-        f.setPointSizeF(14.0 if on else 10.0)
-        self.document().setDefaultFont(f)
-
 
 def about_text() -> str:
     import PySide6

@@ -9,6 +9,7 @@ updates the graph, the numbers and asks the accuracy worker for the new plan.
 
 from __future__ import annotations
 
+import importlib
 import random
 import time
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from PySide6.QtGui import (
     QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
-    QFont,
     QGuiApplication,
     QKeySequence,
     QUndoStack,
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QSplitter,
     QTabWidget,
@@ -47,12 +48,12 @@ from PySide6.QtWidgets import (
 from st_app import __version__
 from st_app.core.plan import SubnetPlan
 
-from .accuracy import AccuracyResult, AccuracyService, ModelPayload
+from .accuracy import AccuracyResult, AccuracyService, ModelPayload, keep_until_finished
 from .block_graph import BlockGraphView, NetworkInfo
 from .commands import PlanEditCommand
 from .help import PAPER_URL, HelpBrowser, show_about
-from .panels import AccuracyPanel, PlanPanel
-from .style import ERROR, SLOT_TITLES, light_palette
+from .panels import AccuracyPanel, PlanPanel, repolish
+from .style import SLOT_TITLES, ensure_stylesheet, light_palette
 
 __all__ = ["DEFAULT_CHECKPOINTS", "MainWindow", "SlotState"]
 
@@ -93,14 +94,14 @@ class _Importer(QThread):
     """Imports torch and the engine off the GUI thread so the window paints at once."""
 
     def run(self) -> None:
-        import st_app.core.checkpoint  # noqa: F401
-        import st_app.core.data  # noqa: F401
-        import st_app.core.evaluate  # noqa: F401
-
-        try:
-            import st_app.gui.training_panel  # noqa: F401
-        except Exception:  # noqa: BLE001 - reported when the panel is built
-            pass
+        # Failures are not reported here: the same imports run again where they are used, and
+        # report there (or the app is already shutting down, when the window closed early).
+        for name in ("st_app.core.checkpoint", "st_app.core.data", "st_app.core.evaluate",
+                     "st_app.gui.training_panel"):
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S112
+                continue
 
 
 def _is_checkpoint_path(path: Path) -> bool:
@@ -130,6 +131,8 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("ST Lab")
+        self.setObjectName("stLabMain")
+        self.setProperty("presentation", False)
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings()
         self._slots: dict[str, SlotState] = {}
@@ -142,7 +145,6 @@ class MainWindow(QMainWindow):
         self._full_params = 0
         self._full_flops: int | None = None
         self._presentation = False
-        self._normal_font: QFont | None = None
         self._was_maximized = False
         self._demo_active = False
         self._demo_plan: SubnetPlan | None = None
@@ -164,6 +166,7 @@ class MainWindow(QMainWindow):
         self.accuracy.busyChanged.connect(self._on_busy)
         app = QApplication.instance()
         if app is not None:
+            ensure_stylesheet(app)
             app.aboutToQuit.connect(self._shutdown_workers)
 
         self._probe_timer = QTimer(self)
@@ -194,10 +197,12 @@ class MainWindow(QMainWindow):
     # ================================================================ UI building
     def _build_ui(self) -> None:
         self.tabs = QTabWidget()
+        self.tabs.setObjectName("mainTabs")
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
 
         explore = QWidget()
+        explore.setObjectName("exploreTab")
         ev = QVBoxLayout(explore)
         ev.setContentsMargins(8, 6, 8, 8)
         ev.setSpacing(6)
@@ -1043,10 +1048,13 @@ class MainWindow(QMainWindow):
         self.cards[slot].set_main_accuracy(main_acc)
 
     def _on_flops(self, plan: SubnetPlan, flops: int) -> None:
-        if self._plan is not None and plan == self._plan.layout.full_plan():
+        if self._plan is None or plan.layout != self._plan.layout:
+            return
+        if plan.is_full:
             self._full_flops = flops
-        if plan == self._plan:
-            self.plan_panel.set_flops(flops, self._full_flops)
+        current = flops if plan == self._plan else self.accuracy.cached_flops(self._plan)
+        if current is not None:
+            self.plan_panel.set_flops(current, self._full_flops)
 
     def _on_busy(self, busy: bool) -> None:
         self.busy_label.setText("evaluating…" if busy else "")
@@ -1150,29 +1158,28 @@ class MainWindow(QMainWindow):
         self._presentation = on
         app = QApplication.instance()
         if on:
-            self._normal_font = QFont(app.font())
-            big = QFont(self._normal_font)
-            size = big.pointSizeF() if big.pointSizeF() > 0 else 10.0
-            big.setPointSizeF(size * 1.35)
-            app.setFont(big)
             app.setPalette(light_palette(high_contrast=True))
-            app.setStyleSheet(app.styleSheet())  # re-polish: fonts do not propagate past a style sheet
             self._was_maximized = self.isMaximized()
             self.showFullScreen()
         else:
-            if self._normal_font is not None:
-                app.setFont(self._normal_font)
             app.setPalette(light_palette())
-            app.setStyleSheet(app.styleSheet())
             if self._was_maximized:
                 self.showMaximized()
             else:
                 self.showNormal()
+        # Fonts: the style sheet's presentation rules, scoped to this window's own parts.
+        self.setProperty("presentation", on)
+        scope = [self, self.menuBar(), self.toolbar, self.tabs.tabBar(), self.explore_tab, self.statusBar(),
+                 self.help_dock, self.history_dock]
+        seen: set[int] = set()
+        for root in scope:
+            for w in (root, *root.findChildren(QWidget)):
+                if id(w) not in seen and (self.training is None or not self.training.isAncestorOf(w)):
+                    seen.add(id(w))
+                    repolish(w)
         self.act_leave_presentation.setEnabled(on)
         self.graph.set_presentation(on)
-        self.accuracy_panel.set_presentation(on)
-        self.plan_panel.set_presentation(on)
-        self.help_browser.set_presentation(on)
+        self.plan_panel.paths.set_presentation(on)
         if self.training is not None:
             try:
                 self.training.set_presentation(on)
@@ -1191,7 +1198,9 @@ class MainWindow(QMainWindow):
     # ==================================================================== misc
     def show_status(self, text: str, *, error: bool = False, timeout: int = 8000) -> None:
         sb = self.statusBar()
-        sb.setStyleSheet(f"QStatusBar {{ color: {ERROR}; }}" if error else "")
+        if bool(sb.property("error")) != error:
+            sb.setProperty("error", error)
+            repolish(sb)
         sb.showMessage(("⚠ " if error else "") + text, timeout)
 
     def _error(self, title: str, message: str) -> None:
@@ -1229,8 +1238,8 @@ class MainWindow(QMainWindow):
                 self.training.shutdown(2000)
             except Exception:  # noqa: BLE001, S110 - closing must never fail
                 pass
-        if self._importer is not None:
-            self._importer.wait(500)
+        if self._importer is not None and not self._importer.wait(300):
+            keep_until_finished(self._importer)  # still importing torch: must not be destroyed
         left = max(100, timeout_ms - int(1000 * (time.perf_counter() - t0)))
         self.accuracy.shutdown(left)
 

@@ -44,63 +44,59 @@ def format_count(n: int | None, unit: str = "") -> str:
     return f"{n}{' ' + unit if unit else ''}"
 
 
+def repolish(widget: QWidget) -> None:
+    """Re-apply style-sheet rules after a dynamic property of ``widget`` changed."""
+    style = widget.style()
+    style.unpolish(widget)
+    style.polish(widget)
+    widget.update()
+
+
 class AccuracyCard(QFrame):
-    """One slot's accuracy: big number, what it means, and the main net for reference."""
+    """One slot's accuracy: big number, what it means, and the main net for reference.
+
+    Fonts and colours come from the application style sheet (object names and the ``slot``
+    and ``state`` properties), so presentation mode can scale them in one place.
+    """
 
     def __init__(self, slot: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.slot = slot
         self.setObjectName("accuracyCard")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self._presentation = False
-        self._color = QColor(SLOT_COLORS[slot])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(14, 10, 14, 10)
         lay.setSpacing(2)
         self.title = QLabel(f"{SLOT_TITLES[slot]} · {SLOT_NAMES[slot]}")
-        self.title.setObjectName("cardTitle")
         self.subtitle = QLabel("no model loaded")
-        self.subtitle.setStyleSheet(f"color: {MUTED};")
         self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.value = QLabel("—")
-        self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail = QLabel("")
-        self.detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.detail.setStyleSheet(f"color: {MUTED};")
         self.reference = QLabel("")
-        self.reference.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        for w in (self.title, self.subtitle, self.value, self.detail, self.reference):
+        for name, w in (("cardTitle", self.title), ("cardSubtitle", self.subtitle), ("accValue", self.value),
+                        ("accDetail", self.detail), ("accReference", self.reference)):
+            w.setObjectName(name)
+            w.setProperty("slot", slot)
             lay.addWidget(w)
+        for w in (self.value, self.detail, self.reference):
+            w.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.accuracy: float | None = None
         self.final = False
         self.is_main = False
         self.main_accuracy: float | None = None
-        self._apply_fonts()
+        self._state = ""
+        self._restyle_value()
         self.setToolTip(
             f"Test accuracy of the current sub-network inside the {SLOT_TITLES[slot]} slot's model "
             "(top-1, whole test set). Below: the main (full) network for reference and the drop."
         )
 
-    def _apply_fonts(self) -> None:
-        k = 1.5 if self._presentation else 1.0
-        self.title.setFont(ui_font(15 * k, bold=True))
-        self.title.setStyleSheet(f"color: {self._color.name()};")
-        self.subtitle.setFont(ui_font(12 * k))
-        self.value.setFont(ui_font(46 * k, bold=True))
-        self.detail.setFont(ui_font(12 * k))
-        self.reference.setFont(ui_font(14 * k))
-        self._restyle_value()
-
     def _restyle_value(self) -> None:
-        color = self._color.name() if self.accuracy is not None else MUTED
-        style = f"color: {color};"
-        if self.accuracy is not None and not self.final:
-            style += " font-style: italic;"
-        self.value.setStyleSheet(style)
-
-    def set_presentation(self, on: bool) -> None:
-        self._presentation = on
-        self._apply_fonts()
+        state = "empty" if self.accuracy is None else ("final" if self.final else "estimate")
+        if state != self._state:
+            self._state = state
+            self.value.setProperty("state", state)
+            repolish(self.value)
 
     def set_model(self, subtitle: str, tooltip: str) -> None:
         self.subtitle.setText(subtitle)
@@ -188,6 +184,7 @@ class AccuracyPanel(QGroupBox):
         self.bn_combo.setToolTip(BN_TOOLTIP)
         self.bn_combo.currentIndexChanged.connect(lambda _i: self.bnModeChanged.emit(self.bn_mode()))
         self.gap = QLabel("")
+        self.gap.setObjectName("gapLabel")
         self.gap.setToolTip("Sub-net accuracy of ST minus that of CT, in percentage points, for the current plan.")
         self.gap.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         row.addWidget(self.bn_label)
@@ -195,18 +192,6 @@ class AccuracyPanel(QGroupBox):
         row.addStretch(1)
         row.addWidget(self.gap)
         lay.addLayout(row)
-        self._presentation = False
-        self._apply_fonts()
-
-    def _apply_fonts(self) -> None:
-        k = 1.5 if self._presentation else 1.0
-        self.gap.setFont(ui_font(15 * k, bold=True))
-
-    def set_presentation(self, on: bool) -> None:
-        self._presentation = on
-        for card in self.cards.values():
-            card.set_presentation(on)
-        self._apply_fonts()
 
     def bn_mode(self) -> str:
         return str(self.bn_combo.currentData())
@@ -232,6 +217,7 @@ class PathsBar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.counts: list[int] = []
+        self.scale = 1.0
         self.setMinimumHeight(64)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setToolTip(
@@ -244,6 +230,10 @@ class PathsBar(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(240, 72)
 
+    def set_presentation(self, on: bool) -> None:
+        self.scale = 1.35 if on else 1.0
+        self.update()
+
     def set_counts(self, counts: list[int]) -> None:
         self.counts = list(counts)
         self.update()
@@ -251,7 +241,7 @@ class PathsBar(QWidget):
     def paintEvent(self, event) -> None:  # noqa: ANN001
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        r = QRectF(self.rect()).adjusted(4, 4, -4, -18)
+        r = QRectF(self.rect()).adjusted(4, 4 + 14 * (self.scale - 1), -4, -18 * self.scale)
         p.setPen(QPen(QColor("#D1D5DB"), 1))
         p.drawLine(r.bottomLeft(), r.bottomRight())
         if not self.counts:
@@ -267,12 +257,13 @@ class PathsBar(QWidget):
             h = max(h, 1.0 if c else 0.0)
             p.drawRect(QRectF(r.left() + i * w + w * 0.12, r.bottom() - h, max(1.0, w * 0.76), h))
         p.setPen(QColor(MUTED))
-        p.setFont(ui_font(10))
-        p.drawText(QRectF(r.left(), r.bottom() + 2, 60, 14), Qt.AlignmentFlag.AlignLeft, "0")
-        p.drawText(QRectF(r.right() - 60, r.bottom() + 2, 60, 14), Qt.AlignmentFlag.AlignRight, f"{n - 1}")
-        p.drawText(QRectF(r.left(), r.bottom() + 2, r.width(), 14), Qt.AlignmentFlag.AlignHCenter,
+        p.setFont(ui_font(10 * self.scale))
+        h = 14 * self.scale
+        p.drawText(QRectF(r.left(), r.bottom() + 2, 60, h), Qt.AlignmentFlag.AlignLeft, "0")
+        p.drawText(QRectF(r.right() - 60, r.bottom() + 2, 60, h), Qt.AlignmentFlag.AlignRight, f"{n - 1}")
+        p.drawText(QRectF(r.left(), r.bottom() + 2, r.width(), h), Qt.AlignmentFlag.AlignHCenter,
                    "path length (branches taken)")
-        p.drawText(QRectF(r.left() + 2, r.top() - 2, r.width(), 14), Qt.AlignmentFlag.AlignLeft,
+        p.drawText(QRectF(r.left() + 2, r.top() - 2, r.width(), h), Qt.AlignmentFlag.AlignLeft,
                    f"{top:,} paths" if top < 10**6 else f"{top:.1e} paths")
 
 
@@ -342,6 +333,7 @@ class PlanPanel(QGroupBox):
             k = QLabel(name)
             k.setToolTip(tip)
             v = QLabel("—")
+            v.setObjectName("planValue")
             v.setToolTip(tip)
             v.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             grid.addWidget(k, i, 0)
@@ -350,32 +342,20 @@ class PlanPanel(QGroupBox):
         grid.setColumnStretch(1, 1)
         lay.addLayout(grid)
         self.paths_label = QLabel("Paths by length")
+        self.paths_label.setObjectName("pathsLabel")
         self.paths_label.setToolTip("Number of unraveled paths through exactly ℓ active branches, ℓ = 0..k.")
-        self.paths_label.setStyleSheet(f"color: {MUTED};")
         lay.addWidget(self.paths_label)
         self.paths = PathsBar()
         lay.addWidget(self.paths, 1)
-        self._presentation = False
-        self._apply_fonts()
-
-    def _apply_fonts(self) -> None:
-        k = 1.4 if self._presentation else 1.0
-        self.edit.setFont(_mono(14 * k))
-        for v in self.values.values():
-            v.setFont(ui_font(13 * k, bold=True))
-
-    def set_presentation(self, on: bool) -> None:
-        self._presentation = on
-        self._apply_fonts()
 
     def set_plan_text(self, text: str) -> None:
         self.edit.setText(text)
         self.set_error(None)
 
     def set_error(self, message: str | None) -> None:
-        self.edit.setProperty("invalid", bool(message))
-        self.edit.style().unpolish(self.edit)
-        self.edit.style().polish(self.edit)
+        if bool(self.edit.property("invalid")) != bool(message):
+            self.edit.setProperty("invalid", bool(message))
+            repolish(self.edit)
         if message:
             self.error.setText(message)
             self.error.show()
@@ -388,14 +368,15 @@ class PlanPanel(QGroupBox):
         self.values["blocks"].setText(f"{used} of {total}")
         self.values["params"].setText(f"{format_count(params)}  ({100 * params / max(1, full_params):.0f} % of full)")
         self.values["params"].setToolTip(f"{params:,} parameters ({full_params:,} in the full network)")
-        if num_paths_exp <= 20:
+        if num_paths_exp <= 40:
             paths_text = f"2^{num_paths_exp} = {2 ** num_paths_exp:,}"
         else:
-            paths_text = f"2^{num_paths_exp} ≈ {2.0 ** num_paths_exp:.2e}"
+            mantissa, exponent = f"{2.0 ** num_paths_exp:.2e}".split("e")
+            paths_text = f"2^{num_paths_exp} ≈ {mantissa} × 10^{int(exponent)}"
         self.values["paths"].setText(paths_text)
         self.paths.set_counts(paths)
         longest = max(range(len(paths)), key=lambda i: paths[i]) if paths else 0
-        self.paths_label.setText(f"Paths by length (most common: {longest} branches)")
+        self.paths_label.setText(f"Paths by length (most common: {longest} branch{'' if longest == 1 else 'es'})")
 
     def set_flops(self, flops: int | None, full_flops: int | None) -> None:
         if flops is None:
@@ -412,10 +393,4 @@ class PlanPanel(QGroupBox):
             v.setText("—")
         self.paths.set_counts([])
         self.edit.clear()
-
-
-def _mono(pixel_size: float):  # noqa: ANN202
-    f = ui_font(pixel_size)
-    f.setFamilies(["DejaVu Sans Mono", "Menlo", "Consolas", "monospace"])
-    return f
 

@@ -60,20 +60,77 @@ def light_palette(high_contrast: bool = False) -> QPalette:
     return pal
 
 
-STYLESHEET = """
+_BASE = """
 QToolTip { padding: 4px; }
 QGroupBox { font-weight: 600; border: 1px solid #D5D9E0; border-radius: 6px; margin-top: 14px;
             background: #FFFFFF; }
 QGroupBox::title { subcontrol-origin: margin; left: 10px; padding: 0 4px; color: #374151; }
 QFrame#accuracyCard { background: #FFFFFF; border: 1px solid #D5D9E0; border-radius: 8px; }
-QLabel#cardTitle { font-weight: 700; }
 QLabel#captionBanner { background: #FFF7E0; border: 1px solid #E8C66A; border-radius: 6px;
                         padding: 8px 12px; color: #3B2F00; }
-QLineEdit#planEdit { font-family: monospace; padding: 4px 6px; }
+QLineEdit#planEdit { padding: 4px 6px; font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 QLineEdit#planEdit[invalid="true"] { border: 2px solid #B91C1C; background: #FFF5F5; }
 QLabel#planError { color: #B91C1C; }
-QTabWidget::pane { border-top: 1px solid #D5D9E0; }
-QTabBar::tab { padding: 6px 18px; }
+QLabel#cardSubtitle, QLabel#accDetail, QLabel#pathsLabel { color: #6B7280; }
+QLabel#cardTitle { font-weight: 700; }
+QLabel#accValue { font-weight: 700; }
+QLabel#accValue[state="empty"] { color: #9CA3AF; }
+QLabel#accValue[state="estimate"] { font-style: italic; }
+QLabel#gapLabel, QLabel#planValue { font-weight: 700; }
+QStatusBar[error="true"] { color: #B91C1C; }
+QTabWidget#mainTabs::pane { border-top: 1px solid #D5D9E0; }
+QTabWidget#mainTabs > QTabBar::tab { padding: 6px 18px; }
 QToolBar { spacing: 4px; padding: 2px 4px; }
 QToolBar QToolButton { padding: 4px 8px; }
 """
+
+# Pixel sizes of the Explore tab's own labels: (normal, presentation).
+_FONT_PX = {
+    "cardTitle": (15, 22),
+    "cardSubtitle": (12, 17),
+    "accValue": (46, 72),
+    "accDetail": (12, 17),
+    "accReference": (14, 21),
+    "gapLabel": (15, 23),
+    "planValue": (13, 19),
+    "pathsLabel": (12, 16),
+}
+
+
+def stylesheet() -> str:
+    """The application style sheet, presentation mode included.
+
+    Presentation mode is the ``presentation`` property of the main window; its rules are
+    scoped to the window's own parts (menus, toolbar, Explore tab, docks, status bar) so the
+    training panel keeps the fonts it sets itself. All fonts of the Explore tab come from
+    here, because a style-sheet repolish resets fonts set with ``setFont``.
+    """
+    win = 'QMainWindow#stLabMain[presentation="true"]'
+    exp = f"{win} QWidget#exploreTab"
+    rules = [_BASE]
+    for name, (normal, big) in _FONT_PX.items():
+        rules.append(f"QLabel#{name} {{ font-size: {normal}px; }}")
+    for slot, color in SLOT_COLORS.items():
+        rules.append(f'QLabel#cardTitle[slot="{slot}"], QLabel#accValue[slot="{slot}"] {{ color: {color}; }}')
+    rules.append('QLabel#accValue[state="empty"] { color: #9CA3AF; }')
+    rules.append("QLineEdit#planEdit { font-size: 14px; }")
+    # presentation: everything of ours larger, then the labels above larger still
+    rules.append(
+        f"{win} QMenuBar, {win} QMenu, {win} QToolBar QToolButton, {win} QTabWidget#mainTabs > QTabBar,"
+        f" {win} QStatusBar, {win} QStatusBar QLabel, {exp} QLabel, {exp} QComboBox, {exp} QGroupBox,"
+        f" {exp} QLineEdit, {win} QDockWidget, {win} QDockWidget QWidget {{ font-size: 14pt; }}"
+    )
+    for name, (normal, big) in _FONT_PX.items():
+        rules.append(f"{exp} QLabel#{name} {{ font-size: {big}px; }}")
+    rules.append(f"{exp} QLineEdit#planEdit {{ font-size: 20px; }}")
+    return "\n".join(rules)
+
+
+STYLESHEET = stylesheet()
+
+
+def ensure_stylesheet(app: QApplication) -> None:
+    """Install ST Lab's style sheet on ``app`` once (the window's fonts and colours need it)."""
+    sheet = app.styleSheet()
+    if STYLESHEET not in sheet:
+        app.setStyleSheet((sheet + "\n" + STYLESHEET) if sheet else STYLESHEET)

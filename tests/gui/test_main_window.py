@@ -363,15 +363,20 @@ def test_help_and_about(qtbot, make_window, monkeypatch) -> None:
 def test_presentation_mode(qtbot, make_window) -> None:
     win = make_window(wait=False)
     size = win.cards["ct"].value.font().pixelSize()
+    label = win.plan_panel.paths_label.font().pointSizeF(), win.plan_panel.paths_label.font().pixelSize()
+    menu_font = win.menuBar().font().pointSizeF()
     win.act_presentation.trigger()
     assert win.presentation and win.isFullScreen()
     assert win.cards["ct"].value.font().pixelSize() > size
+    assert win.menuBar().font().pointSizeF() > menu_font
+    assert (win.plan_panel.paths_label.font().pointSizeF(), win.plan_panel.paths_label.font().pixelSize()) != label
     assert win.graph._look.presentation
     win.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=3000)
     qtbot.keyClick(win, Qt.Key.Key_Escape)
     assert not win.presentation and not win.isFullScreen()
     assert win.cards["ct"].value.font().pixelSize() == size
+    assert win.menuBar().font().pointSizeF() == menu_font
 
 
 def test_demo_trains_loads_and_explains(qtbot, make_window, tmp_path, monkeypatch) -> None:

@@ -199,6 +199,7 @@ def compare_methods(
         runs_dir = tmp.name
     runs_dir = Path(runs_dir)
     calib = calibration_images(data.train_x, n_calib, seed) if bn == "recalibrate" else None
+    d = data.to(dev)
     report = CompareReport(model=model, dataset=data.name, epochs=epochs, seed=seed,
                            recipe={k: v for k, v in base.to_dict().items() if k not in ("method", "method_options")},
                            bn=bn, n_images=int(len(data.test_y)), calib_images=0 if calib is None else len(calib),
@@ -219,7 +220,6 @@ def compare_methods(
                     raise ExperimentCancelled("comparison cancelled")
             loaded = load_checkpoint(run_dir, device=dev)
             net = loaded.model
-            d = data.to(dev)
             main_acc = accuracy(net, None, d.test_x, d.test_y)
             sweep = prefix_sweep(net, d.test_x, d.test_y, bn=bn, calib_images=None if calib is None else calib.to(dev),
                                  progress=steps.sub(offset + steps_each), should_stop=should_stop)

@@ -106,7 +106,7 @@ class LoafingReport:
             "overrides": self.overrides,
             "trained_with": self.trained_with,
             "st_recipe": self.st_recipe,
-            "seed": self.recipe.get("seed"),
+            "train_seed": self.recipe.get("seed"),
             "results": self.results,
             "seconds": round(self.seconds, 3),
         }

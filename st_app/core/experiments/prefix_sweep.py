@@ -73,12 +73,16 @@ def _first_stage_ops(model: ResidualNet, ops: tuple[Op, ...]) -> tuple[Op, ...]:
     return tuple(op for op in ops if op[1] in first)
 
 
-def _build_groups(model: ResidualNet, plans: Sequence[SubnetPlan]) -> list[_Node]:
-    """One trie per first-stage op sequence (plans then complete group by group)."""
+def _build_groups(model: ResidualNet, plans: Sequence[SubnetPlan], grouped: bool = True) -> list[_Node]:
+    """One trie per first-stage op sequence (plans then complete group by group), or one trie.
+
+    Groups cost a few repeated first-stage blocks but let results (and progress) arrive
+    while the sweep runs when the test images take several chunks or BN is recalibrated.
+    """
     groups: dict[tuple[Op, ...], _Node] = {}
     for i, plan in enumerate(plans):
         ops = plan_ops(model, plan)
-        node = groups.setdefault(_first_stage_ops(model, ops), _Node(None))
+        node = groups.setdefault(_first_stage_ops(model, ops) if grouped else (), _Node(None))
         for op in ops:
             child = node.children.get(op)
             if child is None:
@@ -88,13 +92,19 @@ def _build_groups(model: ResidualNet, plans: Sequence[SubnetPlan]) -> list[_Node
     return list(groups.values())
 
 
-def count_tree_nodes(model: ResidualNet, plans: Sequence[SubnetPlan]) -> int:
-    """Block-level forwards one pass of the tree needs (stems excluded); for reports/benchmarks."""
+def _grouped(bn: str, n_chunks: int) -> bool:
+    return bn != "main" or n_chunks > 1
+
+
+def count_tree_nodes(model: ResidualNet, plans: Sequence[SubnetPlan], *, bn: str = "main",
+                     n_images: int = EVAL_BATCH) -> int:
+    """Block-level forwards one pass of the tree needs per image chunk (stems excluded)."""
 
     def count(node: _Node) -> int:
         return sum(1 + count(c) for c in node.children.values())
 
-    return sum(count(g) for g in _build_groups(model, list(dict.fromkeys(plans))))
+    n_chunks = -(-n_images // EVAL_BATCH)
+    return sum(count(g) for g in _build_groups(model, list(dict.fromkeys(plans)), _grouped(bn, n_chunks)))
 
 
 def _bn_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -225,7 +235,7 @@ def _tree_evaluate(
 
     with torch.no_grad(), bn_state(model):
         try:
-            for root in _build_groups(model, plans):
+            for root in _build_groups(model, plans, _grouped(bn, len(chunks))):
                 if bn == "recalibrate":
                     model.train()
                     for k, cb in enumerate(calib_batches):

@@ -83,7 +83,9 @@ def draw_deletions(layout: NetLayout, k: int, repeats: int, seed: int = 0) -> li
     return out
 
 
-def draw_swaps(layout: NetLayout, k: int, repeats: int, seed: int = 0) -> list[tuple[SubnetPlan, list[tuple[int, int]]]]:
+def draw_swaps(
+    layout: NetLayout, k: int, repeats: int, seed: int = 0
+) -> list[tuple[SubnetPlan, list[tuple[int, int]]]]:
     """``repeats`` plans with ``k`` random disjoint same-shape pairs swapped, and the pairs."""
     most = max_swaps(layout)
     if not 1 <= k <= most:
@@ -197,7 +199,8 @@ def robustness(
                               calib_images=0 if calib_images is None or bn == "main" else int(len(calib_images)),
                               seed=seed, repeats=repeats, max_k=max_k, max_swaps=max_swap_pairs)
     report.draws = {
-        "delete_k": [{"k": k, "blocks": [c for _, c in d], "plans": [str(p) for p, _ in d]} for k, d in deletions.items()],
+        "delete_k": [{"k": k, "blocks": [c for _, c in d], "plans": [str(p) for p, _ in d]}
+                     for k, d in deletions.items()],
         "swap_k": [{"k": k, "pairs": [[list(pair) for pair in c] for _, c in d], "plans": [str(p) for p, _ in d]}
                    for k, d in swaps.items()],
     }
