@@ -87,10 +87,13 @@ class _Figure:
         self.plot.showGrid(x=False, y=True, alpha=0.25)
         self.legend = None
 
-    def add_legend(self) -> Any:
+    def add_legend(self, corner: str = "top-left") -> Any:
+        """``corner``: top-left, top-right, bottom-left or bottom-right of the plot area."""
         if self.legend is None:
-            self.legend = self.plot.addLegend(labelTextColor="k", labelTextSize="11pt", brush=(255, 255, 255, 220),
-                                              pen="#999999")
+            # pyqtgraph offsets: negative x anchors to the right edge, negative y to the bottom
+            offset = (-10 if corner.endswith("right") else 30, -30 if corner.startswith("bottom") else 10)
+            self.legend = self.plot.addLegend(offset=offset, labelTextColor="k", labelTextSize="11pt",
+                                              brush=(255, 255, 255, 220), pen="#999999")
         return self.legend
 
     def save(self, stem: str | Path) -> list[Path]:
@@ -160,7 +163,7 @@ def bar_chart(
     n = max(1, len(series))
     width = 0.8 / n
     x0 = np.arange(len(categories), dtype=np.float64)
-    legend = fig.add_legend() if len(series) > 1 else None
+    legend = fig.add_legend("top-right") if len(series) > 1 else None
     top = 0.0
     for i, (name, values) in enumerate(series.items()):
         v = _finite(values)
@@ -184,7 +187,8 @@ def bar_chart(
                 fig.plot.addItem(t)
     fig.plot.getAxis("bottom").setTicks([[(float(i), str(c)) for i, c in enumerate(categories)]])
     fig.plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
-    fig.plot.setYRange(0, max(1.0, top) * 1.12, padding=0)
+    headroom = 1.12 + 0.07 * len(series) if legend is not None else 1.12  # the legend sits above the bars
+    fig.plot.setYRange(0, max(1.0, top) * headroom, padding=0)
     return fig.save(stem)
 
 
@@ -197,11 +201,12 @@ def line_chart(
     ylabel: str = "accuracy (%)",
     xticks: Sequence[tuple[float, str]] | None = None,
     symbols: bool = True,
+    legend: str = "top-left",
 ) -> list[Path]:
     """One curve per series ``name: (x, y, err or None)``; error bars where given."""
     fig = _Figure(title, xlabel, ylabel)
     pg = fig.pg
-    fig.add_legend()
+    fig.add_legend(legend)
     for i, (name, (x, y, err)) in enumerate(series.items()):
         c = color(name, i)
         xa, ya = np.asarray(x, dtype=np.float64), _finite(y)
@@ -266,7 +271,7 @@ def subnets_figures(report: Mapping[str, Any], stem: str | Path, names: Sequence
     count = report.get("n_plans", len(next(iter(sorted_series.values()))[0]) if sorted_series else 0)
     out = line_chart(stem.with_name(stem.name + "_sorted"), sorted_series,
                      title=f"All {count} sub-nets, sorted (BN: {bn})", xlabel="rank (worst to best)",
-                     symbols=count <= 60)
+                     symbols=count <= 60, legend="bottom-right")
     out += histogram(stem.with_name(stem.name + "_hist"),
                      {n: [r["accuracy"] for r in report[n]["results"]] for n in names},
                      title=f"Distribution of sub-net accuracy (BN: {bn})")
@@ -292,7 +297,8 @@ def robustness_figures(report: Mapping[str, Any], stem: str | Path, names: Seque
             series[n] = (ks, [report["main"][n]] + [r["mean"] for r in rows[n]], [0.0] + [r["std"] for r in rows[n]])
         out += line_chart(stem.with_name(f"{stem.name}_{key}"), series,
                           title=f"{what}: mean +- std over {report['repeats']} draws (BN: {report['bn']})",
-                          xlabel="k", xticks=[(float(k), str(k)) for k in series[names[0]][0]])
+                          xlabel="k", xticks=[(float(k), str(k)) for k in series[names[0]][0]],
+                          legend="bottom-left")
     return out
 
 

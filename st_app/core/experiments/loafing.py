@@ -208,6 +208,7 @@ def loafing(
                 f"within_{name}": round(accuracy(ck.model, plan, test_x, test_y, bn=other, calib_images=calib), 4)
                 for name, ck in (("ct", ct), ("st", st))}}
         row["alone_epochs"] = config.epochs
+        row["alone_bn_reestimated_for_plan"] = reestimate  # the recipe's bn_reestimate, applied to the plan
         row["alone_train_seconds"] = round(train_seconds, 3)
         row["parameters"] = alone_model.plan_parameters(plan)
         report.results.append(row)
