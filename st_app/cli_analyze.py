@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .cli import _int_at_least, _positive_float
+
 __all__ = ["add_analyze_parser", "run_analyze"]
 
 ANALYSES = ("loafing", "subnets", "robustness", "compare")
@@ -26,29 +28,6 @@ EXAMPLES = """examples:
   python -m st_app analyze robustness --ct runs/ct --st runs/st --max-k 4 --repeats 10 --out report/
   python -m st_app analyze compare    --model resnet20 --dataset digits --epochs 30 \\
                                       --methods ct,st,stpp,sd --out report/"""
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {v}")
-        return v
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return v
 
 
 def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -118,6 +118,14 @@ def calibration_images(train_x: Tensor, n: int = 1000, seed: int = 0) -> Tensor:
     return train_x[idx.to(train_x.device)]
 
 
+def summarize(accuracies: np.ndarray) -> dict[str, float]:
+    """Mean, population std, min and max of accuracies (NaN when there are none)."""
+    a = np.asarray(accuracies, dtype=np.float64)
+    if a.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max())}
+
+
 @dataclass
 class PlanResult:
     plan: SubnetPlan
@@ -139,10 +147,7 @@ class SweepResult:
         return np.array([r.accuracy for r in self.results], dtype=np.float64)
 
     def summary(self) -> dict[str, float]:
-        a = self.accuracies
-        if a.size == 0:
-            return {"mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
-        return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max())}
+        return summarize(self.accuracies)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 from torch import Tensor
 
-from ..evaluate import PlanResult, select_plans
+from ..evaluate import PlanResult, select_plans, summarize
 from ..models import ResidualNet
 from .common import ExperimentCancelled, Progress, ShouldStop, Steps, check_same_architecture
 from .prefix_sweep import tree_sweep
@@ -31,10 +31,7 @@ class SubnetStats:
         return np.array([r.accuracy for r in self.results], dtype=np.float64)
 
     def summary(self) -> dict[str, float]:
-        a = self.accuracies
-        if a.size == 0:
-            return {"mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
-        return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max())}
+        return summarize(self.accuracies)
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary()
