@@ -81,9 +81,17 @@ def recalibrate_bn(
 
 
 @torch.no_grad()
-def _predict(model: ResidualNet, plan: SubnetPlan | None, images: Tensor, batch_size: int) -> Tensor:
+def _predict(
+    model: ResidualNet,
+    plan: SubnetPlan | None,
+    images: Tensor,
+    batch_size: int,
+    before_batch: Callable[[], None] | None = None,
+) -> Tensor:
     preds = []
     for start in range(0, len(images), batch_size):
+        if before_batch is not None:
+            before_batch()
         preds.append(model(images[start : start + batch_size], plan).argmax(dim=1))
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
@@ -97,8 +105,13 @@ def accuracy(
     bn: BNMode = "main",
     calib_images: Tensor | None = None,
     batch_size: int = 512,
+    before_batch: Callable[[], None] | None = None,
 ) -> float:
-    """Top-1 accuracy in percent of ``plan`` (None: the main net). The model is not modified."""
+    """Top-1 accuracy in percent of ``plan`` (None: the main net). The model is not modified.
+
+    ``before_batch`` runs before each test batch; a caller cancels by raising from it (the
+    BN statistics are restored all the same).
+    """
     if bn not in BN_MODES:
         raise ValueError(f"unknown BN setting {bn!r}; choose 'main' or 'recalibrate'")
     with bn_state(model):
@@ -107,7 +120,7 @@ def accuracy(
                 raise ValueError("bn='recalibrate' needs training images to re-estimate statistics")
             recalibrate_bn(model, plan, calib_images)
         model.eval()
-        pred = _predict(model, plan, images, batch_size)
+        pred = _predict(model, plan, images, batch_size, before_batch)
     return float((pred == labels.to(pred.device)).float().mean().item() * 100.0)
 
 

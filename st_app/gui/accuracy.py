@@ -314,9 +314,9 @@ class AccuracyWorker(QObject):
         Same semantics: main-network statistics, or (``calib`` given) statistics recalibrated
         for ``plan`` on ``calib`` and restored afterwards.
         """
-        from st_app.core.evaluate import bn_state, recalibrate_bn
+        from st_app.core.evaluate import accuracy
 
-        torch = self._ensure_torch()
+        self._ensure_torch()
 
         def check() -> None:
             with self._lock:
@@ -324,16 +324,8 @@ class AccuracyWorker(QObject):
             if stale:
                 raise _Cancelled
 
-        correct = 0
-        with bn_state(model), torch.no_grad():
-            if calib is not None:
-                recalibrate_bn(model, plan, calib)
-            model.eval()
-            for start in range(0, len(y), CHUNK):
-                check()
-                logits = model(x[start : start + CHUNK], plan)
-                correct += int((logits.argmax(dim=1) == y[start : start + CHUNK]).sum())
-        return 100.0 * correct / max(1, len(y))
+        bn = "main" if calib is None else "recalibrate"
+        return accuracy(model, plan, x, y, bn=bn, calib_images=calib, batch_size=CHUNK, before_batch=check)
 
     def _run(self, req: _Request) -> None:
         snaps = [(slot, s) for slot, s in self._snapshots.items() if s.test_x is not None]

@@ -14,9 +14,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import numpy as np
 from torch import Tensor
 
+from ..evaluate import summarize
 from ..models import ResidualNet
 from ..plan import NetLayout, SubnetPlan
 from .common import ExperimentCancelled, Progress, ShouldStop, Steps, check_same_architecture
@@ -148,9 +148,7 @@ class RobustnessReport:
 
 
 def _summary(values: list[float]) -> dict[str, float]:
-    a = np.array(values, dtype=np.float64)
-    return {"mean": round(float(a.mean()), 4), "std": round(float(a.std()), 4),
-            "min": round(float(a.min()), 4), "max": round(float(a.max()), 4)}
+    return {k: round(v, 4) for k, v in summarize(values).items()}
 
 
 def robustness(
