@@ -14,6 +14,7 @@ The view only *asks* for edits (signals); the window owns the plan, validates wi
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import (
@@ -29,7 +30,9 @@ from PySide6.QtGui import (
     QAction,
     QBrush,
     QColor,
+    QFontMetricsF,
     QKeyEvent,
+    QLinearGradient,
     QPainter,
     QPainterPath,
     QPen,
@@ -56,7 +59,7 @@ from st_app.core.plan import NetLayout, SubnetPlan
 
 from .style import ACCENT, MUTED, mix, stage_color, ui_font
 
-__all__ = ["BlockGraphView", "BlockItem", "NetworkInfo", "display_order"]
+__all__ = ["BlockGraphView", "BlockItem", "NetworkInfo", "display_order", "format_drop", "importance_color"]
 
 # Geometry in scene units (pixels at zoom 1).
 SLOT_W = 128.0  # room per block: lead-in, split dot, box, (+), lead-out
@@ -70,10 +73,16 @@ NODE_W = 112.0
 STAGE_PAD = 10.0
 STAGE_GAP = 26.0
 FRAME_TOP = ARC_Y - 40.0
-FRAME_BOTTOM = BOX_H + 14.0
+FRAME_BOTTOM = BOX_H + 24.0  # room under the boxes for the importance value
 ROW_H = FRAME_BOTTOM - FRAME_TOP + 44.0
 MAX_PER_ROW = 12
 SINGLE_ROW_MAX = 12  # up to this many blocks: one row like the paper's figure
+
+# Block importance (accuracy lost when one block alone is deleted, after Veit et al. 2016):
+# a sequential, colour-blind safe ramp (ColorBrewer YlOrRd), pale = harmless, dark red = vital.
+IMPORTANCE_STOPS = ((0.0, "#FFFFCC"), (0.25, "#FED976"), (0.5, "#FD8D3C"), (0.75, "#E31A1C"), (1.0, "#800026"))
+IMPORTANCE_FLOOR = 1.0  # the scale reaches at least this many points: tiny drops stay pale
+NA_COLOR = "#D1D5DB"  # not measured (NaN)
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,36 @@ def display_order(plan: SubnetPlan, stage: int) -> list[int]:
         pos = next((i for i, x in enumerate(order) if x > b), len(order))
         order.insert(pos, b)
     return order
+
+
+def importance_color(drop: float, vmax: float) -> QColor:
+    """Colour of an accuracy drop on the importance ramp, 0..vmax; helping (negative) clamps to 0."""
+    if not math.isfinite(drop):
+        return QColor(NA_COLOR)
+    t = min(1.0, max(0.0, drop / vmax)) if vmax > 0 else 0.0
+    for (t0, c0), (t1, c1) in zip(IMPORTANCE_STOPS, IMPORTANCE_STOPS[1:]):
+        if t <= t1:
+            return mix(QColor(c0), QColor(c1), (t - t0) / (t1 - t0))
+    return QColor(IMPORTANCE_STOPS[-1][1])
+
+
+def format_drop(drop: float) -> str:
+    """The change of accuracy when a block is deleted, e.g. ``−12.3`` (lost) or ``+0.4`` (gained)."""
+    if not math.isfinite(drop):
+        return "n/a"
+    if abs(drop) < 0.05:
+        return "0.0"
+    return f"−{drop:.1f}" if drop > 0 else f"+{-drop:.1f}"
+
+
+def _is_dark(color: QColor) -> bool:
+    """Whether white text contrasts better than black on ``color`` (WCAG relative luminance)."""
+    def lin(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    lum = 0.2126 * lin(color.red()) + 0.7152 * lin(color.green()) + 0.0722 * lin(color.blue())
+    return lum < 0.179
 
 
 def _arrow(painter: QPainter, tip: QPointF, direction: QPointF, size: float, color: QColor) -> None:
@@ -183,6 +222,9 @@ class BlockItem(QGraphicsObject):
         self.current = False
         self.moved = False  # active but out of network order
         self.position = 0  # 1-based position in the stage's execution order (0: off)
+        self.importance: float | None = None  # accuracy drop in points when shown (NaN: not measured)
+        self.importance_max = IMPORTANCE_FLOOR  # the drop that gets the darkest colour
+        self.importance_title = ""
         self._hover = False
         self._press: QPointF | None = None
         self._drag_origin: QPointF | None = None
@@ -196,8 +238,8 @@ class BlockItem(QGraphicsObject):
         self.setZValue(2)
 
     # --------------------------------------------------------------- geometry
-    def boundingRect(self) -> QRectF:
-        return QRectF(-2, ARC_Y - 20, SLOT_W + 4, BOX_H - ARC_Y + 24)
+    def boundingRect(self) -> QRectF:  # down to the importance value under the box
+        return QRectF(-2, ARC_Y - 20, SLOT_W + 4, FRAME_BOTTOM - ARC_Y + 20)
 
     def box_rect(self) -> QRectF:
         return QRectF(BOX_X, 0, BOX_W, BOX_H)
@@ -215,6 +257,27 @@ class BlockItem(QGraphicsObject):
         self.active, self.position, self.moved = active, position, moved
         self.setToolTip(self._tooltip())
         self.update()
+
+    def set_importance(self, drop: float | None, vmax: float = IMPORTANCE_FLOOR, title: str = "") -> None:
+        """Show the accuracy lost when this block alone is deleted (None: back to stage colours)."""
+        self.importance, self.importance_max, self.importance_title = drop, vmax, title
+        self.setToolTip(self._tooltip())
+        self.update()  # also refreshes the pixmap cache
+
+    def fill_color(self) -> QColor:
+        """The box fill that paint uses: the importance colour when shown, else the stage tint."""
+        if self.importance is not None:
+            color = importance_color(self.importance, self.importance_max)
+            return color.darker(110) if self._hover else color
+        if self.active:
+            return mix(stage_color(self.stage), QColor("#FFFFFF"), 0.80 if not self._hover else 0.68)
+        return QColor("#F3F4F6") if not self._hover else QColor("#E5E7EB")
+
+    def text_color(self) -> QColor:
+        """Box text: white on dark importance fills, greyed when off on the normal fill."""
+        if self.importance is not None:
+            return QColor("#FFFFFF") if _is_dark(self.fill_color()) else QColor("#000000")
+        return self.look.text if self.active else QColor("#6B7280")
 
     def set_current(self, on: bool) -> None:
         if on != self.current:
@@ -236,7 +299,18 @@ class BlockItem(QGraphicsObject):
                  if self.changes_shape else f"{self.out_ch} channels in and out (identity shortcut)")
         moved = "<br>Moved out of network order." if self.moved else ""
         return (f"<b>Block {self.block}</b> · stage {self.stage + 1}<br>{shape}<br>State: {state}.{moved}"
+                f"{self._importance_tip()}"
                 "<br><i>Click: turn on/off · drag sideways: reorder in its stage · right-click: more</i>")
+
+    def _importance_tip(self) -> str:
+        if self.importance is None:
+            return ""
+        where = f" ({self.importance_title})" if self.importance_title else ""
+        d = self.importance
+        if not math.isfinite(d):
+            return f"<br>Accuracy lost when this block alone is deleted: n/a (not measured){where}."
+        verb = "costs" if d >= 0 else "gains"
+        return f"<br>Deleting this block alone {verb} {abs(d):.1f} points of accuracy{where}."
 
     @staticmethod
     def _ordinal(n: int) -> str:
@@ -246,7 +320,6 @@ class BlockItem(QGraphicsObject):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         look = self.look
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        color = stage_color(self.stage)
         white = QColor("#FFFFFF")
         wire = look.wire
         branch_col = wire if self.active else look.muted
@@ -301,46 +374,59 @@ class BlockItem(QGraphicsObject):
         painter.drawLine(QPointF(JOIN_X - 4, MID_Y), QPointF(JOIN_X + 4, MID_Y))
         painter.drawLine(QPointF(JOIN_X, MID_Y - 4), QPointF(JOIN_X, MID_Y + 4))
 
-        # the branch box
-        box = self.box_rect()
-        if self.active:
-            fill = mix(color, white, 0.80 if not self._hover else 0.68)
-            border = QPen(color.darker(115), look.border * (2.0 if self.changes_shape else 1.0))
-            text_col = look.text
-        else:
-            fill = QColor("#F3F4F6") if not self._hover else QColor("#E5E7EB")
-            border = QPen(QColor("#9CA3AF"), look.border * (2.0 if self.changes_shape else 1.0))
+        self._paint_box(painter)
+
+    def _paint_box(self, painter: QPainter) -> None:
+        """The branch box, its labels and, when importance is shown, the accuracy drop under it."""
+        look, box = self.look, self.box_rect()
+        color = stage_color(self.stage)
+        shown = self.importance is not None
+        fill = self.fill_color()
+        border = QPen(color.darker(150 if self.changes_shape else 115),
+                      look.border * (2.0 if self.changes_shape else 1.0))
+        if not self.active:  # dashed; darker on importance fills so it reads on yellow and red
+            border.setColor(QColor("#4B5563") if shown else QColor("#9CA3AF"))
             border.setStyle(Qt.PenStyle.DashLine)
-            text_col = QColor("#6B7280")
-        if self.changes_shape and self.active:
-            border.setColor(color.darker(150))
         painter.setPen(border)
         painter.setBrush(fill)
         painter.drawRoundedRect(box, 7, 7)
+        if shown and not self.active:  # hatch: the colour stays readable, the box looks switched off
+            hatch = QColor(255, 255, 255, 150) if _is_dark(fill) else QColor(0, 0, 0, 55)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QBrush(hatch, Qt.BrushStyle.BDiagPattern))
+            painter.drawRoundedRect(box.adjusted(2, 2, -2, -2), 6, 6)
 
         if self.current:
             ring = QPen(QColor(ACCENT), 2.5 if not look.presentation else 4.0)
-            ring.setStyle(Qt.PenStyle.SolidLine)
             painter.setPen(ring)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(box.adjusted(-5, -5, 5, 5), 10, 10)
 
         # text: index, width, state
+        text_col = self.text_color()
         painter.setPen(text_col)
-        painter.setFont(self.look.font(17, bold=True))
+        painter.setFont(look.font(17, bold=True))
         painter.drawText(QRectF(box.x(), box.y() + 5, box.width(), 22), Qt.AlignmentFlag.AlignHCenter,
                          f"#{self.block}")
-        painter.setFont(self.look.font(12, bold=self.changes_shape))
+        painter.setFont(look.font(12, bold=self.changes_shape))
         painter.drawText(QRectF(box.x(), box.y() + 27, box.width(), 18), Qt.AlignmentFlag.AlignHCenter,
                          self.width_label())
-        painter.setFont(self.look.font(11))
-        if self.active:
-            status = "moved" if self.moved else "on"
-            painter.setPen(color.darker(140) if not self.moved else QColor("#B45309"))
-        else:
-            status = "off"
-            painter.setPen(QColor("#6B7280"))
+        painter.setFont(look.font(11, bold=shown and not self.active))
+        status = ("moved" if self.moved else "on") if self.active else "off"
+        if self.active and not shown:  # stage-tinted state; on importance fills the plain text colour
+            text_col = QColor("#B45309") if self.moved else color.darker(140)
+        painter.setPen(text_col)
         painter.drawText(QRectF(box.x(), box.y() + 46, box.width(), 16), Qt.AlignmentFlag.AlignHCenter, status)
+        if shown:
+            self._paint_drop(painter)
+
+    def _paint_drop(self, painter: QPainter) -> None:
+        """The accuracy drop in points under the box (clear of the current-block ring)."""
+        na = not math.isfinite(self.importance)
+        painter.setPen(self.look.muted if na else self.look.text)
+        painter.setFont(self.look.font(13, bold=not na))
+        painter.drawText(QRectF(BOX_X - 16, BOX_H + 6, BOX_W + 32, FRAME_BOTTOM - BOX_H - 6),
+                         Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, format_drop(self.importance))
 
     # ------------------------------------------------------------------- mouse
     def hoverEnterEvent(self, event: QGraphicsSceneHoverEvent) -> None:
@@ -484,8 +570,14 @@ class _LegendItem(QGraphicsObject):
     def __init__(self, look: _Look) -> None:
         super().__init__()
         self.look = look
+        self.importance = False  # glyphs in the importance colours, so the key matches the boxes
         self.setToolTip("Click a block to switch it off or on; drag it sideways to reorder; right-click for more.")
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+    def set_importance_mode(self, on: bool) -> None:
+        if on != self.importance:
+            self.importance = on
+            self.update()
 
     def boundingRect(self) -> QRectF:
         return QRectF(0, 0, 1100, 26)
@@ -494,7 +586,6 @@ class _LegendItem(QGraphicsObject):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setFont(self.look.font(11))
         x = 0.0
-        color = stage_color(0)
         for i, text in enumerate(self.ENTRIES):
             glyph = QRectF(x, 5, 22, 16)
             if i == 3:
@@ -506,16 +597,129 @@ class _LegendItem(QGraphicsObject):
                 painter.setBrush(Qt.BrushStyle.NoBrush)
                 painter.drawPath(path)
             else:
-                pen = QPen(color.darker(115) if i != 1 else QColor("#9CA3AF"), self.look.border * (2 if i == 2 else 1))
-                if i == 1:
-                    pen.setStyle(Qt.PenStyle.DashLine)
-                painter.setPen(pen)
-                painter.setBrush(mix(color, QColor("#FFFFFF"), 0.8) if i != 1 else QColor("#F3F4F6"))
-                painter.drawRoundedRect(glyph, 4, 4)
+                self._paint_box_glyph(painter, glyph, off=i == 1, thick=i == 2)
             painter.setPen(QColor(MUTED) if not self.look.presentation else self.look.text)
             w = painter.fontMetrics().horizontalAdvance(text)
             painter.drawText(QRectF(x + 28, 0, w + 4, 26), Qt.AlignmentFlag.AlignVCenter, text)
             x += 28 + w + 26
+
+    def _paint_box_glyph(self, painter: QPainter, glyph: QRectF, off: bool, thick: bool) -> None:
+        """A small block box drawn the way BlockItem draws on/off in the current colouring."""
+        color = stage_color(0)
+        pen = QPen(color.darker(115), self.look.border * (2 if thick else 1))
+        fill = importance_color(0.3, 1.0) if self.importance else mix(color, QColor("#FFFFFF"), 0.8)
+        if off:
+            pen.setColor(QColor("#4B5563") if self.importance else QColor("#9CA3AF"))
+            pen.setStyle(Qt.PenStyle.DashLine)
+            fill = fill if self.importance else QColor("#F3F4F6")
+        painter.setPen(pen)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(glyph, 4, 4)
+        if off and self.importance:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QBrush(QColor(0, 0, 0, 55), Qt.BrushStyle.BDiagPattern))
+            painter.drawRoundedRect(glyph.adjusted(1.5, 1.5, -1.5, -1.5), 3, 3)
+
+
+class _ImportanceLegendItem(QGraphicsObject):
+    """Colour bar of the importance view: title, the ramp from 0 to the largest drop, tick labels.
+
+    Only takes room while shown: hidden, its bounding rect is empty, so the scene rect and
+    ``fit()`` ignore it.
+    """
+
+    BAR_W, BAR_H = 260.0, 14.0
+
+    def __init__(self, look: _Look) -> None:
+        super().__init__()
+        self.look = look
+        self.title = ""
+        self.vmax = IMPORTANCE_FLOOR
+        self.has_na = False
+        self.setVisible(False)
+        self.setToolTip("Colour of each block: the accuracy lost when that block alone is deleted from the "
+                        "full network (Veit et al. 2016). Pale: harmless to delete; dark red: vital.")
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+    def show_scale(self, title: str, vmax: float, has_na: bool) -> None:
+        self.prepareGeometryChange()
+        self.title, self.vmax, self.has_na = title, vmax, has_na
+        self.setVisible(True)
+        self.update()
+
+    def hide_scale(self) -> None:
+        self.prepareGeometryChange()
+        self.setVisible(False)
+
+    def refresh(self) -> None:
+        """Fonts changed (presentation mode): new size, new cache."""
+        self.prepareGeometryChange()
+        self.update()
+
+    def _title(self) -> str:
+        return self.title or "Accuracy lost when the block alone is deleted"
+
+    def _rows(self) -> tuple[float, float]:
+        """Heights of the title line and of a tick-label line at the current fonts."""
+        return (QFontMetricsF(self.look.font(13, bold=True)).height(),
+                QFontMetricsF(self.look.font(11)).height())
+
+    def boundingRect(self) -> QRectF:
+        if not self.isVisible():
+            return QRectF()
+        title_h, tick_h = self._rows()
+        title_w = QFontMetricsF(self.look.font(13, bold=True)).horizontalAdvance(self._title())
+        small = QFontMetricsF(self.look.font(11))
+        keys = "points lost" + ("      n/a: not measured" if self.has_na else "")
+        width = max(title_w, self.BAR_W + 20 + small.horizontalAdvance(keys) + 40)
+        return QRectF(-2, -2, width + 4, title_h + 6 + self.BAR_H + 3 + tick_h + 4)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        title_h, tick_h = self._rows()
+        painter.setPen(self.look.text)
+        painter.setFont(self.look.font(13, bold=True))
+        painter.drawText(QRectF(0, 0, 2000, title_h), Qt.AlignmentFlag.AlignVCenter, self._title())
+        bar = QRectF(0, title_h + 6, self.BAR_W, self.BAR_H)
+        self._paint_bar(painter, bar, tick_h)
+        self._paint_keys(painter, bar)
+
+    def _paint_bar(self, painter: QPainter, bar: QRectF, tick_h: float) -> None:
+        """The ramp with ticks at 0, half and the top of the scale."""
+        grad = QLinearGradient(bar.topLeft(), bar.topRight())
+        for t, c in IMPORTANCE_STOPS:
+            grad.setColorAt(t, QColor(c))
+        edge = QPen(QColor("#6B7280"), 1.0)
+        painter.setPen(edge)
+        painter.setBrush(QBrush(grad))
+        painter.drawRect(bar)
+        painter.setFont(self.look.font(11))
+        ticks = ((Qt.AlignmentFlag.AlignLeft, 0.0, "0"),
+                 (Qt.AlignmentFlag.AlignHCenter, 0.5, f"{self.vmax / 2:.1f}"),
+                 (Qt.AlignmentFlag.AlignRight, 1.0, f"{self.vmax:.1f}"))
+        for align, t, label in ticks:
+            x = bar.left() + t * bar.width()
+            painter.setPen(edge)
+            painter.drawLine(QPointF(x, bar.bottom()), QPointF(x, bar.bottom() + 3))
+            painter.setPen(self.look.text)
+            cell = QRectF(x - 60 * t, bar.bottom() + 3, 60, tick_h)  # label starts, centres, ends at x
+            painter.drawText(cell, align | Qt.AlignmentFlag.AlignTop, label)
+
+    def _paint_keys(self, painter: QPainter, bar: QRectF) -> None:
+        """The unit right of the bar and, when some blocks have no value, the grey n/a swatch."""
+        muted = QColor(MUTED) if not self.look.presentation else self.look.text
+        line = QRectF(bar.right() + 12, bar.top() - 4, 200, self.BAR_H + 8)
+        unit = "points lost"
+        painter.setPen(muted)
+        painter.drawText(line, Qt.AlignmentFlag.AlignVCenter, unit)
+        if not self.has_na:
+            return
+        x = line.left() + painter.fontMetrics().horizontalAdvance(unit) + 24
+        painter.setPen(QPen(QColor("#6B7280"), 1.0))
+        painter.setBrush(QColor(NA_COLOR))
+        painter.drawRect(QRectF(x, bar.top(), 22, self.BAR_H))
+        painter.setPen(muted)
+        painter.drawText(line.translated(x + 28 - line.left(), 0), Qt.AlignmentFlag.AlignVCenter, "n/a: not measured")
 
 
 class BlockGraphView(QGraphicsView):
@@ -556,6 +760,10 @@ class BlockGraphView(QGraphicsView):
         self._current: int | None = None
         self._auto_fit = True
         self._message: QGraphicsSimpleTextItem | None = None
+        self._importance: list[float] | None = None
+        self._importance_title = ""
+        self._importance_legend: _ImportanceLegendItem | None = None
+        self._legend: _LegendItem | None = None
         self.set_message("No network loaded")
 
     # ------------------------------------------------------------------ public
@@ -573,11 +781,60 @@ class BlockGraphView(QGraphicsView):
     def block_items(self) -> list[BlockItem]:
         return [self._items[b] for b in sorted(self._items)]
 
+    @property
+    def importance(self) -> list[float] | None:
+        """The accuracy drops shown (points, one per block), or None for the stage colours."""
+        return None if self._importance is None else list(self._importance)
+
+    @property
+    def importance_title(self) -> str:
+        return self._importance_title
+
+    def importance_legend(self) -> _ImportanceLegendItem | None:
+        """The colour-bar legend (hidden unless importance is shown); None without a network."""
+        return self._importance_legend
+
+    def set_importance(self, drops: Sequence[float] | None, title: str = "", scale_max: float | None = None) -> None:
+        """Colour blocks by accuracy drop in points (index = block number, len == num_blocks).
+
+        None returns to the normal stage colours. The scale runs from 0 to the largest drop but
+        at least ``IMPORTANCE_FLOOR`` points, so a net whose blocks barely matter stays pale;
+        negative drops (deleting helped) get the 0 colour, NaN is shown as grey "n/a".
+        ``scale_max`` fixes the top of the scale (the window passes the larger of CT's and ST's
+        maxima, so switching between the two models compares like with like).
+        """
+        if drops is None:
+            self._importance, self._importance_title = None, ""
+            for item in self._items.values():
+                item.set_importance(None)
+            if self._importance_legend is not None:
+                self._importance_legend.hide_scale()
+                self._legend.set_importance_mode(False)
+            self._update_scene_rect()
+            return
+        if self._info is None:
+            raise ValueError("no network loaded: set_network() before set_importance()")
+        values = [float(d) for d in drops]
+        n = self._info.layout.num_blocks
+        if len(values) != n:
+            raise ValueError(f"importance needs one accuracy drop per block: got {len(values)} values "
+                             f"for the {n} blocks of {self._info.arch or 'this network'}")
+        finite = [d for d in values if math.isfinite(d)]
+        vmax = max([IMPORTANCE_FLOOR, *finite, *([scale_max] if scale_max is not None else [])])
+        self._importance, self._importance_title = values, title
+        for b, item in self._items.items():
+            item.set_importance(values[b], vmax, title)
+        self._importance_legend.show_scale(title, vmax, len(finite) < n)
+        self._legend.set_importance_mode(True)
+        self._update_scene_rect()
+
     def set_message(self, text: str) -> None:
         """Show only a centred message (no network, loading...)."""
         scene = self.scene()
         scene.clear()
         self._items.clear()
+        self._importance, self._importance_title, self._importance_legend = None, "", None
+        self._legend = None
         self._info = None
         self._plan = None
         self._current = None
@@ -591,6 +848,7 @@ class BlockGraphView(QGraphicsView):
         scene = self.scene()
         scene.clear()
         self._items.clear()
+        self._importance, self._importance_title = None, ""  # a new network: block count may differ
         self._message = None
         self._info = info
         self._current = None
@@ -634,6 +892,9 @@ class BlockGraphView(QGraphicsView):
         self._look.presentation = on
         for item in self.scene().items():
             item.update()  # also re-renders the items' pixmap caches
+        if self._importance_legend is not None and self._importance is not None:
+            self._importance_legend.refresh()  # bigger fonts: a wider legend
+            self._update_scene_rect()
 
     # --------------------------------------------------------------- building
     def _build(self, info: NetworkInfo) -> None:
@@ -733,9 +994,12 @@ class BlockGraphView(QGraphicsView):
             wire = _WireItem(path, look)
             scene.addItem(wire)
 
-        legend = _LegendItem(look)
+        legend = self._legend = _LegendItem(look)
         legend.setPos(74, (len(rows) - 1) * ROW_H + FRAME_BOTTOM + 18)
         scene.addItem(legend)
+        self._importance_legend = _ImportanceLegendItem(look)  # under the on/off key, hidden
+        self._importance_legend.setPos(74, legend.y() + legend.boundingRect().height() + 14)
+        scene.addItem(self._importance_legend)
 
         for s, stage in enumerate(layout.stages):
             for b in stage:
@@ -746,8 +1010,15 @@ class BlockGraphView(QGraphicsView):
                 item.contextMenuRequested.connect(self._on_context_menu)
                 scene.addItem(item)
                 self._items[b] = item
-        rect = scene.itemsBoundingRect().adjusted(-24, -24, 24, 24)
-        self.setSceneRect(rect)
+        self._update_scene_rect()
+
+    def _update_scene_rect(self) -> None:
+        """Scene rect = everything drawn (the importance legend only while shown), refitted."""
+        if self._info is None:
+            return
+        self.setSceneRect(self.scene().itemsBoundingRect().adjusted(-24, -24, 24, 24))
+        if self._auto_fit:
+            self.fit()
 
     def _gap_wire(self, xa: float, xb: float, y: float) -> None:
         path = QPainterPath(QPointF(xa, y + MID_Y))

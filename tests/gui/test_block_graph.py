@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor
 
 from st_app.core.models import build_model
 from st_app.core.plan import SubnetPlan
-from st_app.gui.block_graph import BlockGraphView, NetworkInfo, display_order
+from st_app.gui.block_graph import (
+    BOX_H,
+    BOX_X,
+    IMPORTANCE_FLOOR,
+    NA_COLOR,
+    BlockGraphView,
+    NetworkInfo,
+    display_order,
+    format_drop,
+    importance_color,
+)
 
 
 def _info(arch: str = "resnet20", **kw) -> NetworkInfo:  # noqa: ANN003
@@ -166,3 +179,118 @@ def test_message_when_empty(qtbot) -> None:  # noqa: ANN001
     v.set_network(_info())
     v.set_presentation(True)
     assert v._look.line > 2
+
+
+# ---------------------------------------------------------------- block importance (figure 6a)
+DROPS = [0.5, 3.0, 1.0, 40.0, 2.0, 1.0, 25.0, 4.0, 0.2]
+TITLE = "CT: accuracy lost when the block alone is deleted (BN main)"
+
+
+def _dark(c: QColor) -> bool:
+    return c.lightness() < 90
+
+
+def test_importance_colours_blocks_by_drop(view) -> None:  # noqa: ANN001
+    view.set_importance(DROPS, TITLE)
+    assert view.importance == DROPS and view.importance_title == TITLE
+    vital, harmless = view.block_item(3), view.block_item(8)
+    assert vital.fill_color() == importance_color(40.0, 40.0) == QColor("#800026")
+    assert vital.fill_color().lightness() < harmless.fill_color().lightness() - 80
+    assert _dark(vital.fill_color()) and harmless.fill_color().lightness() > 200
+    # a ramp: more points lost, darker box
+    order = sorted(range(9), key=lambda b: DROPS[b])
+    light = [view.block_item(b).fill_color().lightness() for b in order]
+    assert light == sorted(light, reverse=True)
+    # text stays legible: white on the dark box, black on the pale one
+    assert vital.text_color() == QColor("#FFFFFF") and harmless.text_color() == QColor("#000000")
+    assert "costs 40.0 points of accuracy" in vital.toolTip() and TITLE in vital.toolTip()
+    assert format_drop(40.0) == "−40.0" and format_drop(-0.4) == "+0.4" and format_drop(math.nan) == "n/a"
+
+
+def test_importance_scale_floor_negative_and_nan(view) -> None:  # noqa: ANN001
+    # a net whose blocks barely matter stays pale: the scale reaches at least IMPORTANCE_FLOOR
+    tiny = [0.1] * 9
+    tiny[4], tiny[5] = -2.0, math.nan
+    view.set_importance(tiny)
+    assert view.block_item(0).fill_color() == importance_color(0.1, IMPORTANCE_FLOOR)
+    assert view.block_item(0).fill_color().lightness() > 200
+    assert view.importance_legend().vmax == IMPORTANCE_FLOOR and view.importance_legend().has_na
+    assert view.block_item(4).fill_color() == importance_color(0.0, 1.0)  # deleting helped: clamps to 0
+    assert "gains 2.0 points" in view.block_item(4).toolTip()
+    assert view.block_item(5).fill_color() == QColor(NA_COLOR)
+    assert "n/a" in view.block_item(5).toolTip()
+    assert math.isnan(view.importance[5])
+
+
+def test_importance_none_restores_stage_colours(view) -> None:  # noqa: ANN001
+    view.set_plan(SubnetPlan.parse("0,1|3,4,5|6,8", view.plan.layout), animate=False)
+    before = [i.fill_color() for i in view.block_items()]
+    tips = [i.toolTip() for i in view.block_items()]
+    view.set_importance(DROPS, TITLE)
+    assert [i.fill_color() for i in view.block_items()] != before
+    view.set_importance(None)
+    assert view.importance is None
+    assert [i.fill_color() for i in view.block_items()] == before
+    assert [i.toolTip() for i in view.block_items()] == tips
+
+
+def test_importance_wrong_length_raises(view) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError, match="got 3 values for the 9 blocks"):
+        view.set_importance([1.0, 2.0, 3.0])
+    assert view.importance is None and not view.importance_legend().isVisible()
+    empty = BlockGraphView()
+    with pytest.raises(ValueError, match="no network"):
+        empty.set_importance(DROPS)
+    empty.set_importance(None)  # harmless without a network
+    empty.deleteLater()
+
+
+def test_importance_survives_plan_and_presentation_not_network(view) -> None:  # noqa: ANN001
+    view.set_importance(DROPS, TITLE)
+    view.set_plan(SubnetPlan.parse("0,1|3,4,5|7,8", view.plan.layout), animate=False)
+    assert view.importance == DROPS
+    off = view.block_item(6)
+    assert not off.active and off.fill_color() == importance_color(25.0, 40.0)  # off keeps its colour
+    assert "State: <b>off</b>" in off.toolTip() and "costs 25.0 points" in off.toolTip()
+    legend = view.importance_legend()
+    width = legend.boundingRect().width()
+    view.set_presentation(True)
+    assert legend.boundingRect().width() > width  # bigger fonts, wider legend
+    assert view.sceneRect().contains(legend.sceneBoundingRect())
+    view.set_network(_info("resnet32"))
+    assert view.importance is None and not view.importance_legend().isVisible()
+    assert all(i.importance is None for i in view.block_items())
+
+
+@pytest.mark.parametrize("arch", ["resnet20", "resnet56"])
+def test_importance_legend_only_while_shown(view, arch) -> None:  # noqa: ANN001
+    if arch != "resnet20":
+        view.set_network(_info(arch))
+    legend = view.importance_legend()
+    assert legend is not None and not legend.isVisible()
+    assert not view.sceneRect().intersects(legend.sceneBoundingRect())  # takes no room while hidden
+    n = len(view.block_items())
+    view.set_importance([float(b % 7) for b in range(n)], TITLE)
+    assert legend.isVisible() and legend.scene() is view.scene()
+    box = legend.sceneBoundingRect()
+    assert view.sceneRect().contains(box)
+    assert not any(box.intersects(i.sceneBoundingRect()) for i in view.block_items())
+    visible = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert visible.adjusted(-2, -2, 2, 2).contains(box)  # fit() shows it
+    view.set_importance(None)
+    assert not legend.isVisible()
+
+
+def test_importance_is_rendered(qtbot, view) -> None:  # noqa: ANN001
+    """A real rendering: the most important block's box is painted dark red, a harmless one pale."""
+    view.set_importance(DROPS, TITLE)
+    qtbot.wait(10)
+    img = view.viewport().grab().toImage()
+
+    def pixel(block: int) -> QColor:  # inside the box, left of the centred labels
+        p = view.mapFromScene(view.block_item(block).mapToScene(QPointF(BOX_X + 6, BOX_H - 8)))
+        return img.pixelColor(p)
+
+    assert abs(pixel(3).red() - 0x80) < 30 and pixel(3).green() < 40 and pixel(3).blue() < 70
+    assert min(pixel(8).red(), pixel(8).green()) > 220
+    assert pixel(3) != pixel(6) != pixel(8)
