@@ -9,23 +9,23 @@ from ``st_app.core.experiments``; this module only parses, loads, writes and pri
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from .cli import _int_at_least, _positive_float
 
 __all__ = ["add_analyze_parser", "run_analyze"]
 
-ANALYSES = ("loafing", "subnets", "robustness", "compare")
+ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare")
 
 EXAMPLES = """examples:
   python -m st_app analyze loafing    --ct runs/ct --st runs/st --out report/
   python -m st_app analyze subnets    --ct runs/ct --st runs/st --bn recalibrate --out report/ --json
   python -m st_app analyze robustness --ct runs/ct --st runs/st --max-k 4 --repeats 10 --out report/
+  python -m st_app analyze importance --ct runs/ct --st runs/st --bn recalibrate --out report/
   python -m st_app analyze compare    --model resnet20 --dataset digits --epochs 30 \\
                                       --methods ct,st,stpp,sd --out report/"""
 
@@ -83,6 +83,11 @@ def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
     ro.add_argument("--repeats", type=_int_at_least(1), default=10, help="random draws per k (default 10)")
     ro.add_argument("--max-swaps", type=_int_at_least(0), default=None,
                     help="largest number of swapped pairs (default: --max-k, capped at what the network allows)")
+
+    im = sub.add_parser("importance", help="accuracy lost when each block alone is deleted, CT vs ST",
+                        description="Delete each block of the full network in turn (what the app's block graph "
+                        "colours blocks by).")
+    common(im)
 
     co = sub.add_parser("compare", help="CT, ST, ST++ and stochastic depth on one recipe (table 1)",
                         description="Train each method with the same recipe; report wall time, peak memory, "
@@ -162,55 +167,19 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     return ct, st, data.to(device), device
 
 
-def _header(analysis: str, args: argparse.Namespace, ct: Any = None, st: Any = None, data: Any = None,
-            calib: Any = None) -> dict[str, Any]:
-    from .core.experiments import checkpoint_info
+def _finish(args: argparse.Namespace, report: dict[str, Any], figures_fn: Callable[..., list[Path]],
+            t0: float) -> int:
+    from .core.experiments.reports import summary_lines, write_report
 
-    out: dict[str, Any] = {"analysis": analysis}
-    if ct is not None:
-        out["checkpoints"] = {"ct": checkpoint_info(ct), "st": checkpoint_info(st)}
-        out["arch"] = ct.model.config.arch
-    if data is not None:
-        out["dataset"] = data.name
-        out["n_images"] = int(len(data.test_y))
-    out["bn"] = args.bn
-    out["calib_images"] = 0 if calib is None else int(len(calib))
-    out["seed"] = args.seed
-    return out
-
-
-def _calibration(args: argparse.Namespace, data: Any, always: bool = False) -> Any:
-    from .core.evaluate import calibration_images
-
-    if args.bn == "recalibrate" or always:
-        return calibration_images(data.train_x, args.calib_images, args.seed)
-    return None
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
-
-
-def _finish(args: argparse.Namespace, report: dict[str, Any], csv_path: Path, figures: list[Path],
-            summary: Callable[[], list[str]], t0: float) -> int:
     out = Path(args.out)
-    report["csv"] = str(csv_path)
-    report["figures"] = [str(p) for p in figures]
-    report["seconds_total"] = round(time.perf_counter() - t0, 3)
-    json_path = out / f"{report['analysis']}.json"
-    report["json"] = str(json_path)
-    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    figures = figures_fn(report, out / report["analysis"])
+    json_path = write_report(report, out, figures, started=t0)
     if args.json:
         print(json.dumps(report))
         return 0
-    for line in summary():
+    for line in summary_lines(report):
         print(line)
-    print(f"wrote {json_path}, {csv_path} and {len(figures)} figure files in {out}")
+    print(f"wrote {json_path}, {report['csv']} and {len(figures)} figure files in {out}")
     return 0
 
 
@@ -225,9 +194,17 @@ def _prepare(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _with_bar(desc: str, args: argparse.Namespace, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    bar = _Bar(not args.quiet, desc)
+    try:
+        return fn(progress=bar, **kwargs)
+    finally:
+        bar.close()
+
+
 # ------------------------------------------------------------------------------- analyses
 def _run_loafing(args: argparse.Namespace, t0: float) -> int:
-    from .core.experiments import loafing
+    from .core.experiments.reports import loafing_report
     from .core.plan import SubnetPlan
     from .figures import loafing_figure
 
@@ -237,145 +214,58 @@ def _run_loafing(args: argparse.Namespace, t0: float) -> int:
         plans = [SubnetPlan.parse(p, ct.model.layout) for p in args.plans.split(";") if p.strip()]
         if not plans:
             raise ValueError("--plans names no sub-network")
-    calib = _calibration(args, data, always=True)  # cheap here: both BN settings are reported
-    bar = _Bar(not args.quiet, "loafing")
-    try:
-        result = loafing(ct, st, data, plans=plans, epochs=args.epochs, bn=args.bn, calib_images=calib,
-                         device=str(device), progress=bar)
-    finally:
-        bar.close()
-    report = {**_header("loafing", args, ct, st, data, calib), **result.to_dict()}
-    report["calib_images"] = int(len(calib))
-    out = Path(args.out)
-    rows = [[r["plan"], " ".join(map(str, r["depths"])), r["alone"], r["within_ct"], r["within_st"], args.bn,
-             r.get("other_bn", {}).get("within_ct"), r.get("other_bn", {}).get("within_st"), r["alone_epochs"]]
-            for r in report["results"]]
-    csv_path = _write_csv(out / "loafing.csv", ["plan", "depths", "alone", "within_ct", "within_st", "bn",
-                                                "within_ct_other_bn", "within_st_other_bn", "alone_epochs"], rows)
-    figures = loafing_figure(report, out / "loafing")
-
-    def summary() -> list[str]:
-        lines = [f"loafing ({report['arch']}, {report['dataset']}, BN {args.bn}; alone-nets trained "
-                 f"{report['trained_with']['epochs']} epochs with the CT recipe"
-                 + (f", overrides {report['overrides']}" if report["overrides"] else "") + ")"]
-        for r in report["results"]:
-            lines.append(f"  {r['plan']:<24} alone {r['alone']:6.2f}%   inside CT {r['within_ct']:6.2f}%   "
-                         f"inside ST {r['within_st']:6.2f}%")
-        return lines
-
-    return _finish(args, report, csv_path, figures, summary, t0)
+    report = _with_bar("loafing", args, loafing_report, ct=ct, st=st, data=data, plans=plans, epochs=args.epochs,
+                       bn=args.bn, calib_n=args.calib_images, seed=args.seed, device=str(device))
+    return _finish(args, report, loafing_figure, t0)
 
 
 def _run_subnets(args: argparse.Namespace, t0: float) -> int:
-    from .core.experiments import subnet_statistics
+    from .core.experiments.reports import subnets_report
     from .figures import subnets_figures
 
     ct, st, data, _ = _load_pair(args)
-    calib = _calibration(args, data)
-    bar = _Bar(not args.quiet, "sub-nets")
-    try:
-        result = subnet_statistics({"ct": ct.model, "st": st.model}, data.test_x, data.test_y, bn=args.bn,
-                                   calib_images=calib, limit=args.limit, seed=args.seed, progress=bar)
-    finally:
-        bar.close()
-    report = {**_header("subnets", args, ct, st, data, calib), **result.to_dict()}
-    out = Path(args.out)
-    st_acc = {r["plan"]: r["accuracy"] for r in report["st"]["results"]}
-    rows = [[r["plan"], " ".join(map(str, r["depths"])), r["accuracy"], st_acc[r["plan"]], args.bn]
-            for r in report["ct"]["results"]]
-    csv_path = _write_csv(out / "subnets.csv", ["plan", "depths", "ct", "st", "bn"], rows)
-    figures = subnets_figures(report, out / "subnets")
-
-    def summary() -> list[str]:
-        lines = [f"{report['n_plans']} {'sampled ' if report['sampled'] else ''}ordered sub-nets of "
-                 f"{report['arch']} on {report['n_images']} {report['dataset']} test images, BN {args.bn}"]
-        for n in ("ct", "st"):
-            s = report[n]
-            lines.append(f"  {n.upper()}: mean {s['mean']:6.2f}% +- {s['std']:5.2f}, min {s['min']:6.2f}%, "
-                         f"max {s['max']:6.2f}%")
-        return lines
-
-    return _finish(args, report, csv_path, figures, summary, t0)
+    report = _with_bar("sub-nets", args, subnets_report, ct=ct, st=st, data=data, bn=args.bn,
+                       calib_n=args.calib_images, limit=args.limit, seed=args.seed)
+    return _finish(args, report, subnets_figures, t0)
 
 
 def _run_robustness(args: argparse.Namespace, t0: float) -> int:
-    from .core.experiments import robustness
+    from .core.experiments.reports import robustness_report
     from .figures import robustness_figures
 
     ct, st, data, _ = _load_pair(args)
-    calib = _calibration(args, data)
-    bar = _Bar(not args.quiet, "robustness")
-    try:
-        result = robustness({"ct": ct.model, "st": st.model}, data.test_x, data.test_y, bn=args.bn,
-                            calib_images=calib, max_k=args.max_k, repeats=args.repeats,
-                            max_swap_pairs=args.max_swaps, seed=args.seed, progress=bar)
-    finally:
-        bar.close()
-    report = {**_header("robustness", args, ct, st, data, calib), **result.to_dict()}
-    out = Path(args.out)
-    rows: list[list[Any]] = []
-    for n in ("ct", "st"):
-        rows.append(["main", n, "", report["main"][n], "", "", ""])
-        rows += [["delete_one", n, r["block"], r["accuracy"], "", "", ""] for r in report["delete_one"][n]]
-        for key in ("delete_k", "swap_k"):
-            rows += [[key, n, r["k"], r["mean"], r["std"], r["min"], r["max"]] for r in report[key][n]]
-    csv_path = _write_csv(out / "robustness.csv", ["experiment", "model", "block_or_k", "accuracy_or_mean",
-                                                   "std", "min", "max"], rows)
-    figures = robustness_figures(report, out / "robustness")
+    report = _with_bar("robustness", args, robustness_report, ct=ct, st=st, data=data, bn=args.bn,
+                       calib_n=args.calib_images, max_k=args.max_k, repeats=args.repeats,
+                       max_swaps=args.max_swaps, seed=args.seed)
+    return _finish(args, report, robustness_figures, t0)
 
-    def summary() -> list[str]:
-        lines = [f"robustness of {report['arch']} ({report['n_images']} test images, BN {args.bn}, "
-                 f"{args.repeats} draws per k, seed {args.seed})"]
-        for n in ("ct", "st"):
-            one = report["delete_one"][n]
-            worst = max(one, key=lambda r: r["drop"])
-            ks = ", ".join(f"k={r['k']}: {r['mean']:.1f}+-{r['std']:.1f}" for r in report["delete_k"][n])
-            sw = ", ".join(f"k={r['k']}: {r['mean']:.1f}+-{r['std']:.1f}" for r in report["swap_k"][n])
-            lines.append(f"  {n.upper()}: main {report['main'][n]:.2f}%, most important block {worst['block']} "
-                         f"(-{worst['drop']:.1f}), delete {ks}; swap {sw or '-'}")
-        return lines
 
-    return _finish(args, report, csv_path, figures, summary, t0)
+def _run_importance(args: argparse.Namespace, t0: float) -> int:
+    from .core.experiments.reports import importance_report
+    from .figures import report_figures
+
+    ct, st, data, _ = _load_pair(args)
+    report = _with_bar("importance", args, importance_report, ct=ct, st=st, data=data, bn=args.bn,
+                       calib_n=args.calib_images, seed=args.seed)
+    return _finish(args, report, report_figures, t0)
 
 
 def _run_compare(args: argparse.Namespace, t0: float) -> int:
-    from .core.experiments import compare_methods
+    from .core.experiments.reports import compare_report
     from .figures import compare_figure
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     out = Path(args.out)
-    bar = _Bar(not args.quiet, "compare")
-    try:
-        result = compare_methods(model=args.model, dataset=args.dataset, epochs=args.epochs, methods=methods,
-                                 seed=args.seed, batch_size=args.batch_size, lr=args.lr, device=args.device,
-                                 data_dir=args.data_dir, runs_dir=out / "runs", bn=args.bn,
-                                 n_calib=args.calib_images, isolate=False if args.in_process else None,
-                                 threads=args.threads, progress=bar)
-    finally:
-        bar.close()
-    body = result.to_dict()
-    report = {"analysis": "compare", "checkpoints": {r["method"]: {"path": r["run"], "epoch": r["epoch"]}
-                                                     for r in body["methods"]},
-              **body}
-    keys = ["method", "seconds", "train_seconds", "peak_memory_mb", "process_peak_mb", "main_accuracy",
-            "subnets_mean", "subnets_std", "subnets_min", "subnets_max", "epoch", "run"]
-    csv_path = _write_csv(out / "compare.csv", keys, [[r.get(k) for k in keys] for r in report["methods"]])
-    figures = compare_figure(report, out / "compare")
-
-    def summary() -> list[str]:
-        lines = [f"{report['model']} on {report['dataset']}, {report['epochs']} epochs, seed {report['seed']}, "
-                 f"BN {report['bn']}; memory: {report['memory_method']}",
-                 f"  {'method':8} {'time':>9} {'memory':>10} {'main':>8} {'all sub-nets':>16}"]
-        for r in report["methods"]:
-            lines.append(f"  {r['method']:8} {r['seconds']:8.1f}s {r['peak_memory_mb']:7.1f} MiB "
-                         f"{r['main_accuracy']:7.2f}% {r['subnets_mean']:7.2f} +- {r['subnets_std']:5.2f}")
-        return lines
-
-    return _finish(args, report, csv_path, figures, summary, t0)
+    report = _with_bar("compare", args, compare_report, model=args.model, dataset=args.dataset,
+                       epochs=args.epochs, methods=methods, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+                       device=args.device, data_dir=args.data_dir, runs_dir=out / "runs", bn=args.bn,
+                       calib_n=args.calib_images, isolate=False if args.in_process else None,
+                       threads=args.threads)
+    return _finish(args, report, compare_figure, t0)
 
 
 RUNNERS = {"loafing": _run_loafing, "subnets": _run_subnets, "robustness": _run_robustness,
-           "compare": _run_compare}
+           "importance": _run_importance, "compare": _run_compare}
 
 
 def run_analyze(args: argparse.Namespace) -> int:

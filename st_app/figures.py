@@ -16,18 +16,32 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 __all__ = [
     "COLORS",
+    "Chart",
     "bar_chart",
+    "compare_charts",
     "compare_figure",
+    "draw_bars",
+    "draw_histogram",
+    "draw_lines",
     "histogram",
+    "importance_charts",
     "line_chart",
+    "loafing_charts",
     "loafing_figure",
+    "report_charts",
+    "report_figures",
+    "robustness_charts",
     "robustness_figures",
+    "save_charts",
+    "save_scene",
+    "subnets_charts",
     "subnets_figures",
 ]
 
@@ -63,11 +77,63 @@ def label(name: str) -> str:
     return LABELS.get(name, name)
 
 
+def add_legend(plot: Any, corner: str = "top-left", columns: int = 1) -> Any:
+    """A legend in ``corner`` (top-left, top-right, bottom-left or bottom-right of the plot area).
+
+    ``columns`` > 1 lays the entries side by side (one short row above bar charts). The text
+    size is the plot's ``st_font_scale`` times 11 pt (the app's smaller plots use less).
+    """
+    if plot.legend is not None:
+        plot.legend.setColumnCount(columns)
+        return plot.legend
+    # pyqtgraph offsets: negative x anchors to the right edge, negative y to the bottom
+    offset = (-10 if corner.endswith("right") else 30, -30 if corner.startswith("bottom") else 10)
+    size = 11 * getattr(plot, "st_font_scale", 1.0)
+    legend = plot.addLegend(offset=offset, labelTextColor="k", labelTextSize=f"{size:.1f}pt",
+                            brush=(255, 255, 255, 220), pen="#999999")
+    legend.setColumnCount(columns)
+    return legend
+
+
+def style_plot(plot: Any, title: str, xlabel: str = "", ylabel: str = "") -> None:
+    """Black-on-white axes and a title: the report look, on screen and in files alike."""
+    plot.setTitle(title, color="k", size=f"{12 * getattr(plot, 'st_font_scale', 1.0):.1f}pt")
+    for side in ("left", "bottom"):
+        axis = plot.getAxis(side)
+        axis.setPen("k")
+        axis.setTextPen("k")
+    plot.setLabel("bottom", xlabel, color="k")
+    plot.setLabel("left", ylabel, color="k")
+    plot.showGrid(x=False, y=True, alpha=0.25)
+
+
+@dataclass
+class Chart:
+    """One figure of a report: a title, axis labels and how to draw it into a pyqtgraph PlotItem.
+
+    The app draws charts into its own plot widgets, the CLI into off-screen canvases
+    (:func:`save_charts`); both get the same picture from the same code.
+    """
+
+    key: str  # file-name suffix ("" or "_sorted", ...)
+    title: str
+    xlabel: str
+    ylabel: str
+    draw: Callable[[Any], None]
+
+    def render(self, plot: Any) -> None:
+        plot.clear()
+        if plot.legend is not None:
+            plot.legend.clear()
+        plot.enableAutoRange()  # a reused plot may hold the fixed range of an earlier bar chart
+        style_plot(plot, self.title, self.xlabel, self.ylabel)
+        self.draw(plot)
+
+
 class _Figure:
     """One plot on a white canvas of fixed size, never shown on screen."""
 
-    def __init__(self, title: str, xlabel: str = "", ylabel: str = "", width: int = WIDTH,
-                 height: int = HEIGHT) -> None:
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT) -> None:
         pg = _pg()
         self.pg = pg
         self.widget = pg.GraphicsLayoutWidget()
@@ -75,44 +141,42 @@ class _Figure:
         self.widget.resize(width, height)
         self.widget.resizeEvent(None)  # apply the size to the scene without showing the widget
         self.plot = self.widget.addPlot()
-        self.plot.setTitle(title, color="k", size="12pt")
-        for side in ("left", "bottom"):
-            axis = self.plot.getAxis(side)
-            axis.setPen("k")
-            axis.setTextPen("k")
-        if xlabel:
-            self.plot.setLabel("bottom", xlabel, color="k")
-        if ylabel:
-            self.plot.setLabel("left", ylabel, color="k")
-        self.plot.showGrid(x=False, y=True, alpha=0.25)
-        self.legend = None
-
-    def add_legend(self, corner: str = "top-left") -> Any:
-        """``corner``: top-left, top-right, bottom-left or bottom-right of the plot area."""
-        if self.legend is None:
-            # pyqtgraph offsets: negative x anchors to the right edge, negative y to the bottom
-            offset = (-10 if corner.endswith("right") else 30, -30 if corner.startswith("bottom") else 10)
-            self.legend = self.plot.addLegend(offset=offset, labelTextColor="k", labelTextSize="11pt",
-                                              brush=(255, 255, 255, 220), pen="#999999")
-        return self.legend
 
     def save(self, stem: str | Path) -> list[Path]:
-        from pyqtgraph.exporters import ImageExporter
-
-        stem = Path(stem)
-        stem.parent.mkdir(parents=True, exist_ok=True)
         self.pg.QtWidgets.QApplication.processEvents()
-        png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-        exporter = ImageExporter(self.widget.scene())
-        exporter.parameters()["width"] = int(self.widget.width() * SCALE)
-        exporter.export(str(png))
-        _export_svg(self.widget.scene(), svg)
-        for path in (png, svg):
-            if not path.exists() or path.stat().st_size == 0:
-                raise OSError(f"could not write the figure {path}")
-        self.widget.close()
-        self.widget.deleteLater()
-        return [png, svg]
+        try:
+            return save_scene(self.widget.scene(), stem, self.widget.width())
+        finally:
+            self.widget.close()
+            self.widget.deleteLater()
+
+
+def save_charts(charts: Sequence[Chart], stem: str | Path) -> list[Path]:
+    """Write each chart as ``<stem><key>.png`` and ``.svg``, off screen."""
+    stem = Path(stem)
+    out: list[Path] = []
+    for chart in charts:
+        fig = _Figure()
+        chart.render(fig.plot)
+        out += fig.save(stem.with_name(stem.name + chart.key))
+    return out
+
+
+def save_scene(scene: Any, stem: str | Path, width: int) -> list[Path]:
+    """PNG (at ``SCALE`` x ``width``) and SVG of a live pyqtgraph scene (the app's Save buttons)."""
+    from pyqtgraph.exporters import ImageExporter
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    exporter = ImageExporter(scene)
+    exporter.parameters()["width"] = int(width * SCALE)
+    exporter.export(str(png))
+    _export_svg(scene, svg)
+    for path in (png, svg):
+        if not path.exists() or path.stat().st_size == 0:
+            raise OSError(f"could not write the figure {path}")
+    return [png, svg]
 
 
 def _export_svg(scene: Any, path: Path) -> None:
@@ -144,94 +208,84 @@ def _finite(values: Sequence[float]) -> np.ndarray:
     return np.where(np.isfinite(a), a, 0.0)
 
 
-# ----------------------------------------------------------------------------- basic charts
-def bar_chart(
-    stem: str | Path,
+# ------------------------------------------------------------------------------ drawing
+def draw_bars(
+    plot: Any,
     categories: Sequence[str],
     series: Mapping[str, Sequence[float]],
     *,
-    title: str,
-    ylabel: str = "accuracy (%)",
-    xlabel: str = "",
     errors: Mapping[str, Sequence[float]] | None = None,
     colors: Mapping[str, str] | None = None,
     values_on_bars: bool = True,
-) -> list[Path]:
-    """Grouped bars: one group per category, one bar per series (optional +- error bars)."""
-    fig = _Figure(title, xlabel, ylabel)
-    pg = fig.pg
+) -> None:
+    """Grouped bars: one group per category, one bar per series (optional +- error bars).
+
+    The legend sits above the tallest bar (the y range gets headroom for it), so it never
+    hides a bar or its value label.
+    """
+    pg = _pg()
     n = max(1, len(series))
     width = 0.8 / n
     x0 = np.arange(len(categories), dtype=np.float64)
-    legend = fig.add_legend("top-right") if len(series) > 1 else None
-    top = 0.0
+    legend = add_legend(plot, "top-right", columns=len(series)) if len(series) > 1 else None
+    top = bottom = 0.0
     for i, (name, values) in enumerate(series.items()):
         v = _finite(values)
         x = x0 - 0.4 + width * (i + 0.5)
         brush = (colors or {}).get(name) or color(name, i)
         bars = pg.BarGraphItem(x=x, height=v, width=width * 0.92, brush=brush, pen=pg.mkPen("#333333", width=0.5))
-        fig.plot.addItem(bars)
+        plot.addItem(bars)
         if legend is not None:
             legend.addItem(bars, label(name))
         err = None if errors is None else errors.get(name)
         e = np.zeros_like(v)
         if err is not None:
             e = _finite(err)
-            fig.plot.addItem(pg.ErrorBarItem(x=x, y=v, top=e, bottom=e, beam=width * 0.4, pen=pg.mkPen("k", width=1.2)))
+            plot.addItem(pg.ErrorBarItem(x=x, y=v, top=e, bottom=e, beam=width * 0.4, pen=pg.mkPen("k", width=1.2)))
             top = max(top, float((v + e).max(initial=0)))
         top = max(top, float(v.max(initial=0)))
+        bottom = min(bottom, float(v.min(initial=0)))
         if values_on_bars:
             for xi, vi, ei in zip(x, v, e):
-                t = pg.TextItem(f"{vi:.1f}", color="k", anchor=(0.5, 1.0))
-                t.setPos(float(xi), float(vi + ei))  # above the error bar, if any
-                fig.plot.addItem(t)
-    fig.plot.getAxis("bottom").setTicks([[(float(i), str(c)) for i, c in enumerate(categories)]])
-    fig.plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
-    headroom = 1.12 + 0.07 * len(series) if legend is not None else 1.12  # the legend sits above the bars
-    fig.plot.setYRange(0, max(1.0, top) * headroom, padding=0)
-    return fig.save(stem)
+                # above the bar (and its error bar); under it when the value is negative
+                t = pg.TextItem(f"{vi:.1f}", color="k", anchor=(0.5, 1.0) if vi >= 0 else (0.5, 0.0))
+                t.setPos(float(xi), float(vi + ei) if vi >= 0 else float(vi))
+                plot.addItem(t)
+    plot.getAxis("bottom").setTicks([[(float(i), str(c)) for i, c in enumerate(categories)]])
+    plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
+    # room above the bars for the value labels and, above them, the legend's one row
+    headroom = 1.32 if legend is not None else 1.12
+    top = max(1.0, top)
+    low = 0.0 if bottom >= 0 else bottom - 0.06 * (top - bottom) - (0.04 * top if values_on_bars else 0.0)
+    plot.setYRange(low, top * headroom, padding=0)
 
 
-def line_chart(
-    stem: str | Path,
+def draw_lines(
+    plot: Any,
     series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
     *,
-    title: str,
-    xlabel: str,
-    ylabel: str = "accuracy (%)",
     xticks: Sequence[tuple[float, str]] | None = None,
     symbols: bool = True,
     legend: str = "top-left",
-) -> list[Path]:
+) -> None:
     """One curve per series ``name: (x, y, err or None)``; error bars where given."""
-    fig = _Figure(title, xlabel, ylabel)
-    pg = fig.pg
-    fig.add_legend(legend)
+    pg = _pg()
+    add_legend(plot, legend)
     for i, (name, (x, y, err)) in enumerate(series.items()):
         c = color(name, i)
         xa, ya = np.asarray(x, dtype=np.float64), _finite(y)
-        fig.plot.plot(xa, ya, pen=pg.mkPen(c, width=2.5), name=label(name),
-                      symbol="o" if symbols else None, symbolSize=7, symbolBrush=c, symbolPen=None)
+        plot.plot(xa, ya, pen=pg.mkPen(c, width=2.5), name=label(name),
+                  symbol="o" if symbols else None, symbolSize=7, symbolBrush=c, symbolPen=None)
         if err is not None:
             e = _finite(err)
-            fig.plot.addItem(pg.ErrorBarItem(x=xa, y=ya, top=e, bottom=e, beam=0.15, pen=pg.mkPen(c, width=1.5)))
-    if xticks is not None:
-        fig.plot.getAxis("bottom").setTicks([list(xticks)])
-    return fig.save(stem)
+            plot.addItem(pg.ErrorBarItem(x=xa, y=ya, top=e, bottom=e, beam=0.15, pen=pg.mkPen(c, width=1.5)))
+    plot.getAxis("bottom").setTicks(None if xticks is None else [list(xticks)])
 
 
-def histogram(
-    stem: str | Path,
-    series: Mapping[str, Sequence[float]],
-    *,
-    title: str,
-    xlabel: str = "accuracy (%)",
-    bins: int = 20,
-) -> list[Path]:
+def draw_histogram(plot: Any, series: Mapping[str, Sequence[float]], *, bins: int = 20) -> None:
     """Overlaid step histograms over a common range (distribution of sub-net accuracies)."""
-    fig = _Figure(title, xlabel, "sub-networks")
-    pg = fig.pg
-    fig.add_legend()
+    pg = _pg()
+    add_legend(plot)
     every = np.concatenate([_finite(v) for v in series.values()]) if series else np.zeros(1)
     lo, hi = (float(every.min()), float(every.max())) if every.size else (0.0, 100.0)
     lo, hi = float(np.floor(lo)), float(np.ceil(hi))
@@ -243,51 +297,69 @@ def histogram(
         qc = pg.mkColor(color(name, i))
         fill = pg.mkColor(qc)
         fill.setAlpha(70)
-        fig.plot.plot(edges, counts, stepMode="center", fillLevel=0, brush=fill, pen=pg.mkPen(qc, width=2.5),
-                      name=label(name))
-    return fig.save(stem)
+        plot.plot(edges, counts, stepMode="center", fillLevel=0, brush=fill, pen=pg.mkPen(qc, width=2.5),
+                  name=label(name))
+    plot.getAxis("bottom").setTicks(None)
 
 
-# --------------------------------------------------------------------------- report figures
-def loafing_figure(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
+def bar_chart(stem: str | Path, categories: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str,
+              ylabel: str = "accuracy (%)", xlabel: str = "", **kwargs: Any) -> list[Path]:
+    """Grouped bars written as ``stem.png`` / ``stem.svg`` (see :func:`draw_bars`)."""
+    return save_charts([Chart("", title, xlabel, ylabel, lambda p: draw_bars(p, categories, series, **kwargs))],
+                       stem)
+
+
+def line_chart(stem: str | Path, series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
+               *, title: str, xlabel: str, ylabel: str = "accuracy (%)", **kwargs: Any) -> list[Path]:
+    """Curves written as ``stem.png`` / ``stem.svg`` (see :func:`draw_lines`)."""
+    return save_charts([Chart("", title, xlabel, ylabel, lambda p: draw_lines(p, series, **kwargs))], stem)
+
+
+def histogram(stem: str | Path, series: Mapping[str, Sequence[float]], *, title: str,
+              xlabel: str = "accuracy (%)", bins: int = 20) -> list[Path]:
+    """Histograms written as ``stem.png`` / ``stem.svg`` (see :func:`draw_histogram`)."""
+    return save_charts([Chart("", title, xlabel, "sub-networks", lambda p: draw_histogram(p, series, bins=bins))],
+                       stem)
+
+
+# ----------------------------------------------------------------------------- report charts
+def loafing_charts(report: Mapping[str, Any]) -> list[Chart]:
     """Bars per sub-net: trained alone vs inside CT vs inside ST (paper figure 2)."""
     rows = report["results"]
     cats = [r["plan"] for r in rows]
     series = {key: [r[key] for r in rows] for key in ("alone", "within_ct", "within_st")}
-    return bar_chart(stem, cats, series, title=f"Loafing: sub-nets alone vs inside (BN: {report['bn']})",
-                     xlabel="sub-network plan", colors={"alone": COLORS["alone"], "within_ct": COLORS["ct"],
-                                                        "within_st": COLORS["st"]})
+    colors = {"alone": COLORS["alone"], "within_ct": COLORS["ct"], "within_st": COLORS["st"]}
+    return [Chart("", f"Loafing: sub-nets alone vs inside (BN: {report['bn']})", "sub-network plan",
+                  "accuracy (%)", lambda p: draw_bars(p, cats, series, colors=colors))]
 
 
-def subnets_figures(report: Mapping[str, Any], stem: str | Path, names: Sequence[str] = ("ct", "st")) -> list[Path]:
+def subnets_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "st")) -> list[Chart]:
     """Sorted-accuracy curves and histograms of all sub-nets, CT vs ST (paper figure 5)."""
-    stem = Path(stem)
     names = [n for n in names if n in report]
     sorted_series = {}
     for n in names:
         acc = np.sort(np.array([r["accuracy"] for r in report[n]["results"]], dtype=np.float64))
         sorted_series[n] = (np.arange(1, len(acc) + 1), acc, None)
+    hist = {n: [r["accuracy"] for r in report[n]["results"]] for n in names}
     bn = report.get("bn", "?")
     count = report.get("n_plans", len(next(iter(sorted_series.values()))[0]) if sorted_series else 0)
-    out = line_chart(stem.with_name(stem.name + "_sorted"), sorted_series,
-                     title=f"All {count} sub-nets, sorted (BN: {bn})", xlabel="rank (worst to best)",
-                     symbols=count <= 60, legend="bottom-right")
-    out += histogram(stem.with_name(stem.name + "_hist"),
-                     {n: [r["accuracy"] for r in report[n]["results"]] for n in names},
-                     title=f"Distribution of sub-net accuracy (BN: {bn})")
-    return out
+    return [
+        Chart("_sorted", f"All {count} sub-nets, sorted (BN: {bn})", "rank (worst to best)", "accuracy (%)",
+              lambda p: draw_lines(p, sorted_series, symbols=count <= 60, legend="bottom-right")),
+        Chart("_hist", f"Distribution of sub-net accuracy (BN: {bn})", "accuracy (%)", "sub-networks",
+              lambda p: draw_histogram(p, hist)),
+    ]
 
 
-def robustness_figures(report: Mapping[str, Any], stem: str | Path, names: Sequence[str] = ("ct", "st")) -> list[Path]:
+def robustness_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "st")) -> list[Chart]:
     """Delete-one bars, delete-k and swap-k curves with +- std (paper figure 6)."""
-    stem = Path(stem)
     names = [n for n in names if n in report["delete_one"]]
     first = report["delete_one"][names[0]]
-    out = bar_chart(stem.with_name(stem.name + "_delete_one"), [str(r["block"]) for r in first],
-                    {n: [r["accuracy"] for r in report["delete_one"][n]] for n in names},
-                    title=f"Delete one block (BN: {report['bn']})", xlabel="deleted block",
-                    values_on_bars=len(first) <= 12)
-    for key, what in (("delete_k", "Delete k random blocks"), ("swap_k", "Swap k random pairs")):
+    blocks = [str(r["block"]) for r in first]
+    one = {n: [r["accuracy"] for r in report["delete_one"][n]] for n in names}
+    charts = [Chart("_delete_one", f"Delete one block (BN: {report['bn']})", "deleted block", "accuracy (%)",
+                    lambda p: draw_bars(p, blocks, one, values_on_bars=len(blocks) <= 12))]
+    for key, what in (("delete_k", "Delete k blocks"), ("swap_k", "Swap k pairs")):
         rows = report[key]
         if not rows or not rows[names[0]]:
             continue
@@ -295,24 +367,64 @@ def robustness_figures(report: Mapping[str, Any], stem: str | Path, names: Seque
         for n in names:
             ks = [0] + [r["k"] for r in rows[n]]
             series[n] = (ks, [report["main"][n]] + [r["mean"] for r in rows[n]], [0.0] + [r["std"] for r in rows[n]])
-        out += line_chart(stem.with_name(f"{stem.name}_{key}"), series,
-                          title=f"{what}: mean +- std over {report['repeats']} draws (BN: {report['bn']})",
-                          xlabel="k", xticks=[(float(k), str(k)) for k in series[names[0]][0]],
-                          legend="bottom-left")
-    return out
+        ticks = [(float(k), str(k)) for k in series[names[0]][0]]
+        charts.append(Chart(f"_{key}", f"{what} (mean ± std, {report['repeats']} draws, BN: {report['bn']})",
+                            "k", "accuracy (%)",
+                            lambda p, s=series, t=ticks: draw_lines(p, s, xticks=t, legend="bottom-left")))
+    return charts
+
+
+def importance_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "st")) -> list[Chart]:
+    """Accuracy lost per deleted block, CT vs ST (what the block graph colours by)."""
+    names = [n for n in names if n in report["importance"]]
+    drops = {n: report["importance"][n] for n in names}
+    blocks = [str(b) for b in range(len(drops[names[0]]))]
+    return [Chart("", f"Block importance: accuracy lost when one block is deleted (BN: {report['bn']})",
+                  "deleted block", "accuracy lost (points)",
+                  lambda p: draw_bars(p, blocks, drops, values_on_bars=len(blocks) <= 12))]
 
 
 def _seconds(s: float) -> str:
     return f"{s:.1f} s" if s < 100 else f"{s:.0f} s"
 
 
-def compare_figure(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
+def compare_charts(report: Mapping[str, Any]) -> list[Chart]:
     """Main-net accuracy and sub-nets mean +- std per method, time and memory under the bars."""
     rows = report["methods"]
     cats = [f"{label(r['method'])}  {_seconds(r['seconds'])}, {r['peak_memory_mb']:.0f} MiB" for r in rows]
-    return bar_chart(stem, cats, {"main": [r["main_accuracy"] for r in rows],
-                                  "subnets": [r["subnets_mean"] for r in rows]},
-                     errors={"subnets": [r["subnets_std"] for r in rows]},
-                     colors={"main": COLORS["main"], "subnets": COLORS["subnets"]},
-                     title=f"{report['model']} on {report['dataset']}, {report['epochs']} epochs: main net and "
-                           f"all {report['n_subnets']} sub-nets (BN: {report['bn']})")
+    series = {"main": [r["main_accuracy"] for r in rows], "subnets": [r["subnets_mean"] for r in rows]}
+    errors = {"subnets": [r["subnets_std"] for r in rows]}
+    colors = {"main": COLORS["main"], "subnets": COLORS["subnets"]}
+    return [Chart("", f"{report['model']} on {report['dataset']}, {report['epochs']} epochs: main net and all "
+                      f"{report['n_subnets']} sub-nets (BN: {report['bn']})", "", "accuracy (%)",
+                  lambda p: draw_bars(p, cats, series, errors=errors, colors=colors))]
+
+
+_CHARTS = {"importance": importance_charts, "loafing": loafing_charts, "subnets": subnets_charts, "robustness": robustness_charts,
+           "compare": compare_charts}
+
+
+def report_charts(report: Mapping[str, Any]) -> list[Chart]:
+    """The charts of any analysis report (by its ``analysis`` key)."""
+    return _CHARTS[report["analysis"]](report)
+
+
+def loafing_figure(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
+    return save_charts(loafing_charts(report), stem)
+
+
+def subnets_figures(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
+    return save_charts(subnets_charts(report), stem)
+
+
+def robustness_figures(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
+    return save_charts(robustness_charts(report), stem)
+
+
+def compare_figure(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
+    return save_charts(compare_charts(report), stem)
+
+
+def report_figures(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
+    """PNG + SVG of every chart of a report, named ``<stem><key>``."""
+    return save_charts(report_charts(report), stem)

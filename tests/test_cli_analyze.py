@@ -141,3 +141,20 @@ def test_compare_isolated_measures_memory_in_a_fresh_process(tmp_path, capsys):
     assert rep["isolated"] is True and "fresh process" in rep["memory_method"]
     (row,) = rep["methods"]
     assert row["method"] == "st" and row["peak_memory_mb"] >= 0 and row["process_peak_mb"] > row["peak_memory_mb"]
+
+
+def test_importance_matches_delete_one_of_robustness(runs, tmp_path, capsys):
+    """``analyze importance`` is figure 6a alone: the same drops as robustness' delete-one."""
+    imp = _json(capsys, "importance", "--ct", runs / "ct", "--st", runs / "st", "--out", tmp_path / "imp")
+    _assert_ids(imp, runs)
+    _assert_figures(imp, 1)
+    rob = _json(capsys, "robustness", "--ct", runs / "ct", "--st", runs / "st", "--out", tmp_path / "rob",
+                "--max-k", 1, "--repeats", 1)
+    for name in ("ct", "st"):
+        assert len(imp["importance"][name]) == 9
+        assert imp["importance"][name] == pytest.approx(rob["importance"][name], abs=1e-3)
+        assert imp["main"][name] == pytest.approx(rob["main"][name], abs=1e-3)
+        for row in imp["delete_one"][name]:
+            assert row["accuracy"] == pytest.approx(imp["main"][name] - row["drop"], abs=1e-3)
+    lines = (tmp_path / "imp" / "importance.csv").read_text().splitlines()
+    assert lines[0] == "block,main,accuracy_without_block,drop,model,bn" and len(lines) == 1 + 2 * 9

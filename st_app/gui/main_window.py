@@ -29,12 +29,12 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
+    QComboBox,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QSplitter,
     QTabWidget,
@@ -155,6 +155,9 @@ class MainWindow(QMainWindow):
         self._closing = False
         self.training: Any | None = None
         self._training_error: str | None = None
+        self.analyses: Any | None = None
+        self._importance: dict[str, Any] | None = None  # latest delete-one report for the loaded pair
+        self._colour_mode = "stage"
         self._enable_training = enable_training
 
         self.undo_stack = QUndoStack(self)
@@ -253,6 +256,12 @@ class MainWindow(QMainWindow):
         QVBoxLayout(self.train_tab).setContentsMargins(0, 0, 0, 0)
         self.tabs.addTab(self.train_tab, "Train")
         self.tabs.setTabToolTip(1, "Train CT and ST side by side and watch them live")
+
+        self.analyses_tab = QWidget()
+        QVBoxLayout(self.analyses_tab).setContentsMargins(0, 0, 0, 0)
+        self.tabs.addTab(self.analyses_tab, "Analyses")
+        self.tabs.setTabToolTip(2, "The paper's experiments on the loaded models: loafing, all sub-nets, "
+                                   "robustness, block importance, method comparison")
 
         # docks: help (hidden until asked for) and the edit history
         self.help_browser = HelpBrowser()
@@ -453,6 +462,19 @@ class MainWindow(QMainWindow):
         tb.addAction(self.act_zoom_in)
         tb.addAction(self.act_fit)
         tb.addSeparator()
+        colour_label = QLabel(" Colour blocks: ")
+        colour_label.setToolTip("What the block colours show")
+        tb.addWidget(colour_label)
+        self.colour_box = QComboBox()
+        self.colour_box.setObjectName("colourMode")
+        self.colour_box.addItem("by stage", "stage")
+        self.colour_box.addItem("importance in CT", "ct")
+        self.colour_box.addItem("importance in ST", "st")
+        self.colour_box.setToolTip("Colour each block by the accuracy the CT or ST model loses when that block "
+                                   "alone is deleted (paper figure 6a); computed on first use")
+        self.colour_box.currentIndexChanged.connect(lambda _i: self.set_colour_mode(self.colour_box.currentData()))
+        tb.addWidget(self.colour_box)
+        tb.addSeparator()
         tb.addAction(self.act_presentation)
         tb.addAction(self.act_help)
         for button in tb.findChildren(QToolButton):
@@ -465,6 +487,7 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         self._build_training_panel()
+        self._build_analyses_panel()
         loaded = 0
         for slot, path in paths.items():
             if self.open_checkpoint(path, slot, remember=False):
@@ -505,6 +528,113 @@ class MainWindow(QMainWindow):
         if self._presentation:
             panel.set_presentation(True)
         self._update_actions()
+
+    def _build_analyses_panel(self) -> None:
+        if self.analyses is not None:
+            return
+        lay = self.analyses_tab.layout()
+        try:
+            from .analyses import AnalysesPanel
+
+            panel = AnalysesPanel(self.settings)
+        except Exception as exc:  # noqa: BLE001 - the explorer must open without it
+            note = QLabel(f"The analyses could not be loaded ({type(exc).__name__}: {exc}).")
+            note.setWordWrap(True)
+            note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            lay.addWidget(note)
+            return
+        self.analyses = panel
+        lay.addWidget(panel)
+        panel.statusMessage.connect(lambda text, error: self.show_status(text, error=error))
+        panel.reportReady.connect(self._on_analysis_report)
+        panel.showImportance.connect(self._show_importance_from_page)
+        panel.openRuns.connect(self._open_runs)
+        self._update_analyses_pair()
+        if self._plan is not None:
+            panel.set_current_plan(str(self._plan))
+
+    def _update_analyses_pair(self) -> None:
+        if self.analyses is None:
+            return
+        from .analyses import ModelPair
+
+        pair = ModelPair.from_slots(self._slots)
+        if self._importance is not None and self._importance.get("pair") != pair.key:
+            self._importance = None  # other models: the colours no longer describe them
+            if self.graph.importance is not None:
+                self.graph.set_importance(None)
+        self.analyses.set_pair(pair)
+        if self._colour_mode != "stage":
+            self.set_colour_mode(self._colour_mode)
+
+    def _open_runs(self, runs: dict) -> None:
+        for slot in SLOTS:
+            if runs.get(slot):
+                self.open_checkpoint(runs[slot], slot)
+        self.tabs.setCurrentWidget(self.explore_tab)
+
+    # ======================================================== block importance
+    def _on_analysis_report(self, name: str, report: dict) -> None:
+        if name not in ("importance", "robustness") or "importance" not in report or self.analyses is None:
+            return
+        key = self.analyses.job_pair.get(name)
+        if key == self.analyses.pair.key:
+            self._importance = {"pair": key, "report": report}
+            if self._colour_mode != "stage":
+                self._apply_importance()
+        elif self._colour_mode != "stage" and self._importance is None:
+            self.set_colour_mode(self._colour_mode)  # the models changed while it ran: measure again
+
+    def _show_importance_from_page(self, slot: str) -> None:
+        self.set_colour_mode(slot)
+        self.tabs.setCurrentWidget(self.explore_tab)
+
+    def set_colour_mode(self, mode: str) -> bool:
+        """Colour the graph's blocks by ``stage`` (normal) or by the ``ct`` / ``st`` model's importance.
+
+        Importance is the accuracy lost when a block alone is deleted; without a result for the
+        loaded models yet, the (quick) block-importance analysis runs first, with the Explore
+        tab's BN setting.
+        """
+        if mode not in ("stage", "ct", "st"):
+            raise ValueError(f"unknown colour mode {mode!r}")
+        self._colour_mode = mode
+        i = self.colour_box.findData(mode)
+        if i >= 0 and self.colour_box.currentIndex() != i:
+            self.colour_box.blockSignals(True)
+            self.colour_box.setCurrentIndex(i)
+            self.colour_box.blockSignals(False)
+        if mode == "stage":
+            if self.graph.importance is not None:
+                self.graph.set_importance(None)
+            return True
+        if self._importance is not None:
+            self._apply_importance()
+            return True
+        if self.analyses is None or self.analyses.pair.problem:
+            self.show_status("Block importance needs a CT and an ST model with test data.", error=True)
+            return False
+        if self.analyses.running == "importance":
+            return True  # its result will be applied when it arrives
+        page = self.analyses.page("importance")
+        page.set_bn_mode(self._bn)
+        if not self.analyses.run("importance"):
+            return False
+        self.show_status("Measuring block importance (each block deleted in turn)…", timeout=0)
+        return True
+
+    def _apply_importance(self) -> None:
+        if self._importance is None or self._colour_mode == "stage" or self._info is None:
+            return
+        report = self._importance["report"]
+        drops = report["importance"].get(self._colour_mode)
+        if drops is None or len(drops) != self._info.layout.num_blocks:
+            return
+        top = max([d for values in report["importance"].values() for d in values] + [0.0])
+        title = (f"{SLOT_TITLES[self._colour_mode]}: accuracy lost when the block alone is deleted "
+                 f"(BN {report['bn']}, {report['n_images']} test images)")
+        self.graph.set_importance(drops, title, scale_max=top)
+        self.show_status(f"Blocks coloured by importance in the {SLOT_TITLES[self._colour_mode]} model.")
 
     # ================================================================== settings
     def _restore_settings(self) -> None:
@@ -695,12 +825,14 @@ class MainWindow(QMainWindow):
             self._request_accuracy()
         self._update_title()
         self._update_actions()
+        self._update_analyses_pair()
 
     def _clear_slot(self, slot: str) -> None:
         self._slots.pop(slot, None)
         self.accuracy.clear_model(slot)
         self.cards[slot].clear()
         self.accuracy_panel.update_gap()
+        self._update_analyses_pair()
 
     def _update_title(self) -> None:
         if not self._slots:
@@ -900,6 +1032,8 @@ class MainWindow(QMainWindow):
         if self.training is not None:
             self._probe_timer.start()
         self._update_actions()
+        if self.analyses is not None:
+            self.analyses.set_current_plan(str(plan))
         self.planChanged.emit(str(plan))
 
     def edit_plan(self, new: SubnetPlan, description: str) -> bool:
@@ -1236,6 +1370,11 @@ class MainWindow(QMainWindow):
         if self.training is not None:
             try:
                 self.training.shutdown(2000)
+            except Exception:  # noqa: BLE001, S110 - closing must never fail
+                pass
+        if self.analyses is not None:
+            try:
+                self.analyses.shutdown(1000)
             except Exception:  # noqa: BLE001, S110 - closing must never fail
                 pass
         if self._importer is not None and not self._importer.wait(300):

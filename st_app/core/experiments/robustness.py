@@ -230,8 +230,12 @@ def block_importance(
     calib_images: Tensor | None = None,
     progress: Progress = None,
     should_stop: ShouldStop = None,
-) -> list[float]:
-    """Per block, the accuracy drop in points when that block alone is deleted from the main net."""
+    with_main: bool = False,
+) -> Any:
+    """Per block, the accuracy drop in points when that block alone is deleted from the main net.
+
+    With ``with_main`` returns ``(main accuracy, drops)``: the reference both come from.
+    """
     layout = model.layout
     full = layout.full_plan()
     plans = [full, *(full.delete(b) for b in deletable_blocks(layout))]
@@ -240,4 +244,5 @@ def block_importance(
     if len(result.results) < len(plans):
         raise ExperimentCancelled("block importance cancelled")
     main = result.results[0].accuracy
-    return [main - r.accuracy for r in result.results[1:]]
+    drops = [main - r.accuracy for r in result.results[1:]]
+    return (main, drops) if with_main else drops

@@ -1,0 +1,177 @@
+"""The Analyses tab: runs in a worker with progress and cancel, shows and saves the CLI's report."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from st_app.gui.analysis_worker import AnalysisRunner
+
+
+def _finish(qtbot, panel, timeout: int = 60000) -> None:  # noqa: ANN001
+    qtbot.waitUntil(lambda: panel.running is None, timeout=timeout)
+
+
+@pytest.fixture
+def window(make_window):  # noqa: ANN001, ANN201
+    win = make_window()
+    win.tabs.setCurrentWidget(win.analyses_tab)
+    return win
+
+
+def test_subnets_run_shows_report_and_saves_like_the_cli(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+    panel = window.analyses
+    assert [p.title for p in panel.pages.values()] == ["Loafing", "All sub-networks", "Robustness",
+                                                       "Block importance", "Method comparison"]
+    page = panel.page("subnets")
+    assert page.run_button.isEnabled() and not page.save_button.isEnabled()
+    progress: list[tuple[int, int]] = []
+    panel.runner.progress.connect(lambda _n, d, t: progress.append((d, t)))
+    with qtbot.waitSignal(panel.reportReady, timeout=60000) as sig:
+        assert panel.run("subnets", bn="recalibrate", calib_n=64)
+        assert not page.run_button.isEnabled() and page.cancel_button.isEnabled()
+    name, report = sig.args
+    assert name == "subnets" and report["bn"] == "recalibrate" and report["calib_images"] == 64
+    assert report["n_plans"] == 27 and len(report["ct"]["results"]) == 27
+    assert progress and progress[-1] == (54, 54)  # 27 plans x 2 models, the last report always arrives
+    assert page.result.table.rowCount() == 27
+    visible = [w for w in page.result.plots if not w.isHidden()]
+    assert len(visible) == 2  # sorted curve + histogram
+    assert "CT: mean" in page.summary.text() and "ST: mean" in page.summary.text()
+    assert json.loads(page.result.json.toPlainText())["checkpoints"]["ct"]["epoch"] == 1
+    assert page.save_button.isEnabled() and page.run_button.isEnabled()
+
+    path = page.save_to(tmp_path / "report")
+    saved = json.loads(path.read_text())
+    assert saved["ct"]["mean"] == report["ct"]["mean"]
+    for suffix in ("_sorted.png", "_sorted.svg", "_hist.png", "_hist.svg"):
+        f = tmp_path / "report" / f"subnets{suffix}"
+        assert f.stat().st_size > 1000, f
+    assert (tmp_path / "report" / "subnets.csv").read_text().count("\n") == 28
+
+
+def test_cancel_keeps_previous_result_and_frees_the_runner(qtbot, window) -> None:  # noqa: ANN001
+    panel = window.analyses
+    page = panel.page("robustness")
+    with qtbot.waitSignal(panel.reportReady, timeout=60000):
+        panel.run("robustness", max_k=2, repeats=2, max_swaps=1)
+    first = page.result.report
+    assert first["delete_k"]["ct"][-1]["k"] == 2
+    # a long run (hundreds of draws per k), cancelled at its first progress report
+    with qtbot.waitSignal(panel.runner.progress, timeout=30000):
+        assert panel.run("robustness", max_k=8, repeats=300, max_swaps=3)
+    with qtbot.waitSignal(panel.runner.cancelled, timeout=30000):
+        panel.cancel()
+    assert page.result.report is first  # nothing half-done replaces the last good result
+    assert "Cancelled" in page.status.text() and page.progress.format() == "cancelled"
+    assert panel.running is None and page.run_button.isEnabled()
+
+
+def test_bad_settings_give_one_clear_message(qtbot, window) -> None:  # noqa: ANN001
+    panel = window.analyses
+    page = panel.page("robustness")
+    with qtbot.waitSignal(panel.runner.failed, timeout=30000) as sig:
+        panel.run("robustness", max_k=50)
+    assert "cannot delete k=50 blocks" in sig.args[1]
+    assert "cannot delete k=50" in page.status.text() and page.progress.format() == "failed"
+    loafing = panel.page("loafing")
+    assert not panel.run("loafing", plans="0|3|6; 9|9")  # malformed plan: refused before any thread starts
+    assert panel.running is None and "malformed plan" in loafing.status.text()
+
+
+def test_needs_both_models(qtbot, make_window, tiny_runs, settings) -> None:  # noqa: ANN001
+    from st_app.gui.main_window import MainWindow
+
+    win = MainWindow(tiny_runs["ct"], None, use_defaults=False, settings=settings, enable_training=False)
+    qtbot.addWidget(win)
+    page = win.analyses.page("subnets")
+    assert not page.run_button.isEnabled() and "ST" in page.run_button.toolTip()
+    assert not win.analyses.run("subnets")
+    assert win.analyses.page("compare").run_button.isEnabled()  # trains its own models
+
+
+def test_block_importance_colours_the_graph(qtbot, window) -> None:  # noqa: ANN001
+    panel = window.analyses
+    window.tabs.setCurrentWidget(window.explore_tab)
+    assert window.graph.importance is None
+    with qtbot.waitSignal(panel.reportReady, timeout=60000) as sig:
+        assert window.set_colour_mode("ct")  # no result yet: measures it first
+    report = sig.args[1]
+    assert sig.args[0] == "importance" and report["bn"] == window.bn_mode
+    qtbot.waitUntil(lambda: window.graph.importance is not None, timeout=5000)
+    assert window.graph.importance == pytest.approx(report["importance"]["ct"])
+    assert "CT" in window.graph.importance_title and window.colour_box.currentData() == "ct"
+    window.colour_box.setCurrentIndex(window.colour_box.findData("st"))  # cached: no new run
+    assert panel.running is None
+    assert window.graph.importance == pytest.approx(report["importance"]["st"])
+    window.set_colour_mode("stage")
+    assert window.graph.importance is None
+    # the page's buttons colour the graph too
+    panel.page("importance").show_buttons["ct"].click()
+    assert window.graph.importance == pytest.approx(report["importance"]["ct"])
+    # other models: the colours are stale and are measured again
+    with qtbot.waitSignal(panel.reportReady, timeout=60000):
+        assert window.open_checkpoint(window._slots["ct"].checkpoint.path, "ct")
+    qtbot.waitUntil(lambda: window.graph.importance is not None, timeout=5000)
+
+
+def test_compare_trains_and_opens_its_runs(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
+    panel = window.analyses
+    page = panel.page("compare")
+    with qtbot.waitSignal(panel.reportReady, timeout=180000) as sig:
+        assert panel.run("compare", model="resnet20", dataset="digits", epochs=1, methods="ct,st", isolate=False,
+                         runs_root=str(tmp_path))
+    report = sig.args[1]
+    assert [r["method"] for r in report["methods"]] == ["ct", "st"]
+    assert all(Path(r["run"]).is_relative_to(tmp_path) for r in report["methods"])
+    assert page.open_button.isEnabled() and page.result.table.rowCount() == 2
+    page.open_button.click()
+    assert window.tabs.currentWidget() is window.explore_tab
+    assert Path(window._slots["st"].checkpoint.path) == Path(report["methods"][1]["run"])
+
+
+def test_closing_mid_analysis_returns_quickly(qtbot, make_window) -> None:  # noqa: ANN001
+    win = make_window()
+    with qtbot.waitSignal(win.analyses.runner.progress, timeout=30000):
+        win.analyses.run("robustness", max_k=8, repeats=300, max_swaps=3)
+    t0 = time.perf_counter()
+    win.close()
+    assert time.perf_counter() - t0 < 5.0
+    assert win.analyses.running is None
+
+
+def test_runner_progress_cancel_and_errors(qtbot) -> None:  # noqa: ANN001
+    from st_app.core.experiments import ExperimentCancelled
+
+    runner = AnalysisRunner(max_rate_hz=1000)
+    seen: list[int] = []
+    runner.progress.connect(lambda _n, d, _t: seen.append(d))
+    gate = threading.Event()
+
+    def job(progress, should_stop):  # noqa: ANN001, ANN202
+        for i in range(1, 1000):
+            if should_stop():
+                raise ExperimentCancelled("stopped")
+            progress(i, 1000)
+            if i == 3:
+                gate.set()
+            time.sleep(0.002)
+        return {"done": True}
+
+    with qtbot.waitSignal(runner.cancelled, timeout=10000):
+        assert runner.start("a", job)
+        assert not runner.start("b", job)  # one at a time
+        assert gate.wait(5)
+        runner.cancel()
+    assert seen and seen == sorted(seen) and runner.running is None
+
+    with qtbot.waitSignal(runner.failed, timeout=10000) as sig:
+        runner.start("c", lambda progress, should_stop: {}["missing"])
+    assert sig.args[0] == "c" and "KeyError" in sig.args[1] and "KeyError" in runner.last_traceback
+    with qtbot.waitSignal(runner.finished, timeout=10000) as sig:
+        runner.start("d", lambda progress, should_stop: {"x": [1, 2]})
+    assert sig.args == ["d", {"x": [1, 2]}]
