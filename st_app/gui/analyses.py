@@ -102,6 +102,7 @@ class ResultView(QTabWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.report: dict[str, Any] | None = None
+        self.font_scale = 0.8  # on-screen plots are smaller than the 900x540 files
         self.plots: list[pg.PlotWidget] = []
         self.figures = QWidget()
         self.grid = QGridLayout(self.figures)
@@ -126,7 +127,7 @@ class ResultView(QTabWidget):
         while len(self.plots) < len(charts):
             w = pg.PlotWidget(background="w")
             w.setMinimumSize(300, 240)
-            w.getPlotItem().st_font_scale = 0.8  # on-screen plots are smaller than the 900x540 files
+            w.getPlotItem().st_font_scale = self.font_scale
             self.plots.append(w)
         for i, w in enumerate(self.plots):
             self.grid.removeWidget(w)
@@ -156,6 +157,20 @@ class ResultView(QTabWidget):
         self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
         self.json.setPlainText(json.dumps(report, indent=2))
+
+    def set_font_scale(self, scale: float) -> None:
+        """Text size of the plots (presentation mode uses larger); redraws the shown report."""
+        self.font_scale = scale
+        for w in self.plots:
+            item = w.getPlotItem()
+            item.st_font_scale = scale
+            legend = item.legend
+            if legend is not None:  # a new legend picks the new size up
+                if legend.scene() is not None:
+                    legend.scene().removeItem(legend)
+                item.legend = None
+        if self.report is not None:
+            self.show_report(self.report)
 
     def clear_report(self) -> None:
         self.report = None
@@ -856,6 +871,11 @@ class AnalysesPanel(QWidget):
         self.pages[name].on_stopped("Cancelled; the previous result (if any) is unchanged.", error=False)
         self._refresh_buttons()
         self.statusMessage.emit(f"{self.pages[name].title}: cancelled.", False)
+
+    def set_presentation(self, on: bool) -> None:
+        """Larger plot text for a projector (the widgets' fonts come from the style sheet)."""
+        for page in self.pages.values():
+            page.result.set_font_scale(1.25 if on else 0.8)
 
     def wait(self, timeout_ms: int = 5000) -> bool:
         return self.runner.wait(timeout_ms)

@@ -72,6 +72,19 @@ cost; <b>paths</b> is 2<sup>k</sup> and the small bar chart shows how many paths
 them live, including the current plan. <i>Help → Loafing in one minute</i> runs a short
 guided demonstration and loads the results here.</p>
 
+<h3>Analyses</h3>
+<p>The <b>Analyses</b> tab runs the paper's experiments on the loaded CT and ST models, each
+with a progress bar and Cancel, and saves JSON, CSV and PNG/SVG figures (the same report as
+<tt>python -m st_app analyze</tt>):</p>
+<ul>
+<li><b>Loafing</b>: a sub-network trained alone versus the same sub-network inside CT and ST.</li>
+<li><b>All sub-networks</b>: every ordered sub-network, sorted and as a distribution.</li>
+<li><b>Robustness</b>: delete one block, delete k random blocks, swap k pairs.</li>
+<li><b>Block importance</b>: how much accuracy each block carries. <i>Colour blocks</i> in the
+toolbar paints it onto the graph: in a CT net a few blocks carry the load, ST spreads it.</li>
+<li><b>Method comparison</b>: CT, ST, ST++ and stochastic depth trained on one recipe.</li>
+</ul>
+
 <h3>Reference</h3>
 <p>{PAPER_REFERENCE}. <a href="{PAPER_URL}">{PAPER_URL}</a></p>
 <p>See also: A. Veit, M. Wilber, S. Belongie, <i>Residual Networks Behave Like Ensembles of

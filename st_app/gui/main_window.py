@@ -258,6 +258,7 @@ class MainWindow(QMainWindow):
         self.tabs.setTabToolTip(1, "Train CT and ST side by side and watch them live")
 
         self.analyses_tab = QWidget()
+        self.analyses_tab.setObjectName("analysesTab")
         QVBoxLayout(self.analyses_tab).setContentsMargins(0, 0, 0, 0)
         self.tabs.addTab(self.analyses_tab, "Analyses")
         self.tabs.setTabToolTip(2, "The paper's experiments on the loaded models: loafing, all sub-nets, "
@@ -1303,8 +1304,8 @@ class MainWindow(QMainWindow):
                 self.showNormal()
         # Fonts: the style sheet's presentation rules, scoped to this window's own parts.
         self.setProperty("presentation", on)
-        scope = [self, self.menuBar(), self.toolbar, self.tabs.tabBar(), self.explore_tab, self.statusBar(),
-                 self.help_dock, self.history_dock]
+        scope = [self, self.menuBar(), self.toolbar, self.tabs.tabBar(), self.explore_tab, self.analyses_tab,
+                 self.statusBar(), self.help_dock, self.history_dock]
         seen: set[int] = set()
         for root in scope:
             for w in (root, *root.findChildren(QWidget)):
@@ -1314,6 +1315,8 @@ class MainWindow(QMainWindow):
         self.act_leave_presentation.setEnabled(on)
         self.graph.set_presentation(on)
         self.plan_panel.paths.set_presentation(on)
+        if self.analyses is not None:
+            self.analyses.set_presentation(on)
         if self.training is not None:
             try:
                 self.training.set_presentation(on)

@@ -122,6 +122,10 @@ def stylesheet() -> str:
     )
     for name, (normal, big) in _FONT_PX.items():
         rules.append(f"{exp} QLabel#{name} {{ font-size: {big}px; }}")
+    ana = f"{win} QWidget#analysesTab"
+    rules.append(f"{ana} QLabel, {ana} QPushButton, {ana} QToolButton, {ana} QComboBox, {ana} QSpinBox,"
+                 f" {ana} QDoubleSpinBox, {ana} QLineEdit, {ana} QCheckBox, {ana} QListWidget, {ana} QTabBar,"
+                 f" {ana} QProgressBar {{ font-size: 14pt; }}")
     rules.append(f"{exp} QLineEdit#planEdit {{ font-size: 20px; }}")
     return "\n".join(rules)
 
