@@ -175,3 +175,20 @@ def test_runner_progress_cancel_and_errors(qtbot) -> None:  # noqa: ANN001
     with qtbot.waitSignal(runner.finished, timeout=10000) as sig:
         runner.start("d", lambda progress, should_stop: {"x": [1, 2]})
     assert sig.args == ["d", {"x": [1, 2]}]
+
+
+def test_presentation_mode_enlarges_the_plots(qtbot, window) -> None:  # noqa: ANN001
+    panel = window.analyses
+    page = panel.page("importance")
+    with qtbot.waitSignal(panel.reportReady, timeout=60000):
+        panel.run("importance")
+    item = page.result.plots[0].getPlotItem()
+    assert item.st_font_scale == pytest.approx(0.8) and item.legend is not None
+    window.set_presentation(True)
+    try:
+        assert item.st_font_scale == pytest.approx(1.25)
+        assert item.legend is not None and len(item.legend.items) == 2  # redrawn: CT and ST, once each
+        assert page.run_button.font().pointSizeF() >= 13 or page.run_button.font().pixelSize() >= 17
+    finally:
+        window.set_presentation(False)
+    assert item.st_font_scale == pytest.approx(0.8) and len(item.legend.items) == 2
