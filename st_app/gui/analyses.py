@@ -276,6 +276,7 @@ class AnalysisPage(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(340)
         scroll.setMaximumWidth(430)
+        self.controls = scroll
 
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -874,8 +875,11 @@ class AnalysesPanel(QWidget):
 
     def set_presentation(self, on: bool) -> None:
         """Larger plot text for a projector (the widgets' fonts come from the style sheet)."""
+        self.list.setFixedWidth(250 if on else 170)
         for page in self.pages.values():
             page.result.set_font_scale(1.25 if on else 0.8)
+            page.controls.setMinimumWidth(500 if on else 340)
+            page.controls.setMaximumWidth(640 if on else 430)
 
     def wait(self, timeout_ms: int = 5000) -> bool:
         return self.runner.wait(timeout_ms)

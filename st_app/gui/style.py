@@ -116,7 +116,8 @@ def stylesheet() -> str:
     rules.append("QLineEdit#planEdit { font-size: 14px; }")
     # presentation: everything of ours larger, then the labels above larger still
     rules.append(
-        f"{win} QMenuBar, {win} QMenu, {win} QToolBar QToolButton, {win} QTabWidget#mainTabs > QTabBar,"
+        f"{win} QMenuBar, {win} QMenu, {win} QToolBar QToolButton, {win} QToolBar QLabel, {win} QToolBar QComboBox,"
+        f" {win} QTabWidget#mainTabs > QTabBar,"
         f" {win} QStatusBar, {win} QStatusBar QLabel, {exp} QLabel, {exp} QComboBox, {exp} QGroupBox,"
         f" {exp} QLineEdit, {win} QDockWidget, {win} QDockWidget QWidget {{ font-size: 14pt; }}"
     )

@@ -333,6 +333,7 @@ class TrainingPanel(QWidget):
         side_lay.addWidget(_row(self.save_plots_button, self.save_csv_button))
         side_lay.addStretch(1)
 
+        self._side = side
         scroll = QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
@@ -487,6 +488,11 @@ class TrainingPanel(QWidget):
             f.setPointSizeF(max(13.0, self.font().pointSizeF() * 1.5))
         for w in (self.status_label, self.eta_label, self.progress):
             w.setFont(f if self._presentation else self.font())
+        # the set-up form too: larger text, and a wider side column so nothing is clipped
+        self._side.setStyleSheet("QWidget { font-size: 14pt; }" if self._presentation else "")
+        total = sum(self.splitter.sizes()) or 1400
+        side = min(560, total * 2 // 5) if self._presentation else 350
+        self.splitter.setSizes([side, max(1, total - side)])
 
     # ================================================================== worker events
     @Slot(object)
