@@ -174,31 +174,21 @@ def importance_report(
 
 def compare_report(
     *,
-    model: str = "resnet20",
-    dataset: str = "digits",
-    epochs: int = 30,
-    methods: Sequence[str] = ("ct", "st", "stpp", "sd"),
-    seed: int = 0,
-    batch_size: int = 64,
-    lr: float = 0.05,
-    device: str = "auto",
-    data_dir: str | None = None,
-    runs_dir: str | Path | None = None,
     bn: str = "main",
     calib_n: int = 1000,
-    isolate: bool | None = None,
-    threads: int | None = None,
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Table 1: every method trained with one recipe; time, memory, main net, all sub-nets."""
+    """Table 1: every method trained with one recipe; time, memory, main net, all sub-nets.
+
+    ``options`` are :func:`~st_app.core.experiments.compare_methods`' keyword arguments
+    (model, dataset, epochs, methods, seed, batch_size, lr, device, runs_dir, isolate, ...).
+    """
     from .compare import compare_methods
 
     _check_bn(bn)
-    result = compare_methods(model=model, dataset=dataset, epochs=epochs, methods=methods, seed=seed,
-                             batch_size=batch_size, lr=lr, device=device, data_dir=data_dir, runs_dir=runs_dir,
-                             bn=bn, n_calib=calib_n, isolate=isolate, threads=threads, progress=progress,
-                             should_stop=should_stop)
+    result = compare_methods(bn=bn, n_calib=calib_n, progress=progress, should_stop=should_stop, **options)
     body = result.to_dict()
     return {"analysis": "compare",
             "checkpoints": {r["method"]: {"path": r["run"], "epoch": r["epoch"]} for r in body["methods"]},
