@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--small-inputs", action=argparse.BooleanOptionalAction, default=None,
                    help="feed sub-nets randomly down-scaled inputs (stpp default on)")
     g.add_argument("--min-scale", type=_positive_float, default=None, help="smallest input scale for sub-nets (0.43)")
+    g.add_argument("--min-side", type=_int_at_least(1), default=None,
+                   help="smallest sub-net input side in pixels (default: 3 x the network's total stride, "
+                   "e.g. 12 for CIFAR ResNets, so 8x8 digits are never shrunk)")
     g.add_argument("--space", default=None, help="per-stage drop ranges, e.g. '0|0-1|0-3|0' (default: all)")
     g.add_argument("--no-share-prefix", action="store_true",
                    help="ST: run each sub-net from the input instead of reusing the main net's shared prefix")
@@ -143,7 +146,7 @@ def _method_options(args: argparse.Namespace, layout: Any) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if args.method in ("st", "stpp"):
         opts = {"n_subnets": args.subnets, "kl_minus": args.kl_minus, "small_inputs": args.small_inputs,
-                "min_scale": args.min_scale}
+                "min_scale": args.min_scale, "min_side": args.min_side}
         if args.space:
             opts["space"] = parse_space(args.space, layout)
         if args.no_share_prefix:
@@ -151,7 +154,7 @@ def _method_options(args: argparse.Namespace, layout: Any) -> dict[str, Any]:
     elif args.method == "sd":
         opts = {"final_survival": args.final_survival}
     else:
-        used = [n for n in ("subnets", "kl_minus", "small_inputs", "min_scale", "space", "final_survival")
+        used = [n for n in ("subnets", "kl_minus", "small_inputs", "min_scale", "min_side", "space", "final_survival")
                 if getattr(args, n) is not None]
         if used or args.no_share_prefix:
             raise UserError(f"options {', '.join('--' + u.replace('_', '-') for u in used)} do not apply to ct")

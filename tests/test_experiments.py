@@ -275,6 +275,11 @@ def test_loafing_trains_alone_with_the_ct_recipe(runs):
     rep2 = loafing(ct, st, data, plans=plans[:1], epochs=2, device="cpu").to_dict()
     assert rep2["overrides"] == {"epochs": 2} and rep2["trained_with"]["epochs"] == 2
     assert rep2["recipe"] == ct.meta["config"] and rep2["results"][0]["alone_epochs"] == 2
+    # the alone-run's per-epoch evaluation measured its own plan, not its untrained full net
+    assert [r["eval_plan"] for r in trainer.history] == ["0|3|6"] * len(trainer.history)
+    assert trainer.history[-1]["test_acc"] == pytest.approx(row["alone"], abs=1e-3)
+    curve = rep2["results"][0]["alone_curve"]
+    assert len(curve) == 2 and curve[-1] == pytest.approx(rep2["results"][0]["alone"], abs=1e-3)
 
 
 # ---------------------------------------------------------------------------------- paths

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from st_app.core.methods import StimulativeTraining, kl_to_teacher, make_method
+from st_app.core.methods import StimulativeTraining, kl_to_teacher, make_method, method_from_description
 from st_app.core.plan import SubnetPlan
 
 
@@ -97,6 +97,27 @@ def test_stpp_options_run(tiny_model):
         make_method("ct", n_subnets=3)
     with pytest.raises(ValueError, match="unknown method"):
         make_method("xyz")
+
+
+@pytest.mark.parametrize("name,opts", [("st", {}), ("stpp", {"n_subnets": 2}), ("stpp", {"min_scale": 0.6}),
+                                       ("sd", {"final_survival": 0.7}), ("ct", {})])
+def test_saved_method_descriptions_round_trip(tiny_model, name, opts):
+    m = make_method(name, **opts)
+    m.prepare(tiny_model)
+    desc = m.describe()
+    again = method_from_description(desc)
+    again.prepare(tiny_model)
+    assert again.describe() == desc and type(again) is type(m)
+
+
+def test_eval_plan_is_the_main_net_except_for_fixed_plan_training(tiny_model):
+    from st_app.core.experiments.loafing import FixedPlanTraining
+
+    for name in ("ct", "st", "stpp", "sd"):
+        assert make_method(name).eval_plan() is None
+    m = FixedPlanTraining("0|3|6")
+    m.prepare(tiny_model)
+    assert m.eval_plan() == SubnetPlan.parse("0|3|6", tiny_model.layout)
 
 
 def test_stochastic_depth_survival_and_eval_scaling(tiny_model):

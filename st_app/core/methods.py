@@ -18,7 +18,23 @@ from torch import Tensor
 from .models import ResidualNet
 from .plan import SubnetPlan, _check_space
 
-__all__ = ["METHODS", "Method", "CommonTraining", "StimulativeTraining", "StochasticDepth", "make_method"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "CommonTraining",
+    "StimulativeTraining",
+    "StochasticDepth",
+    "STPP_MIN_SCALE",
+    "STPP_MIN_FEATURE_SIDE",
+    "make_method",
+    "total_stride",
+]
+
+# ST++'s small-input recipe, from the authors' ImageNet code: sub-nets see the batch resized to
+# s x s, s uniform in [int(crop * 0.43), crop] (224 -> 96 px). ResNet-50 divides its input by
+# 32, so the smallest input there still leaves a 3 x 3 map for the last stage (7 x 7 at 224).
+STPP_MIN_SCALE = 0.43
+STPP_MIN_FEATURE_SIDE = 3
 
 
 class Method:
@@ -38,6 +54,10 @@ class Method:
 
     def options(self) -> dict[str, Any]:
         return {}
+
+    def eval_plan(self) -> SubnetPlan | None:
+        """The plan the per-epoch test accuracy should measure (None: the main net)."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, **self.options()}
@@ -63,6 +83,20 @@ def kl_to_teacher(student: Tensor, teacher: Tensor, z_score: bool = False) -> Te
     return F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), reduction="batchmean", log_target=True)
 
 
+def total_stride(model: ResidualNet) -> int:
+    """How many input pixels one pixel of the last stage's feature map spans (4 or 32 here)."""
+
+    def first(v: Any) -> int:
+        return int(v[0] if isinstance(v, (tuple, list)) else v)
+
+    stride = first(model.conv1.stride)
+    if isinstance(model.maxpool, torch.nn.MaxPool2d):
+        stride *= first(model.maxpool.stride)
+    for block in model.blocks:
+        stride *= int(block.shape.stride)
+    return stride
+
+
 @dataclass
 class StimulativeTraining(Method):
     """ST (and ST++ with its options): the main net teaches sampled ordered sub-nets.
@@ -72,28 +106,81 @@ class StimulativeTraining(Method):
     main net's activations for the blocks they have in common (same values and gradients; the
     shared BN layers then update their running statistics once per step instead of twice);
     one backward of CE + KL replaces the two separate backward passes.
+
+    Small inputs (ST++): each sub-net sees the batch resized to ``s x s`` with ``s`` uniform in
+    ``[max(ceil(min_scale * crop), min_side), crop]``. The defaults carry the authors' ImageNet
+    recipe over to other input sizes instead of copying its one number:
+
+    - ``min_scale`` (None: :data:`STPP_MIN_SCALE` = 0.43) is the recipe's relative range;
+    - ``min_side`` (None: :data:`STPP_MIN_FEATURE_SIDE` x the network's total stride) is the
+      floor. Why: on 224 px crops the recipe's smallest input, 96 px, still leaves ResNet-50's
+      last stage a 3 x 3 map (the authors' code also holds variants with absolute floors from
+      32 to 128 px; their ST++ runs use the relative 0.43). Keeping that 3 x 3 map gives a
+      floor of 12 px for the CIFAR ResNets (stride 4) and 96 px for the ImageNet ones (stride
+      32, so on 224 px the recipe is unchanged). 32 px CIFAR images keep the recipe's range
+      [14, 32]; 64 px images get [28, 64]; images at or below the floor, like 8 x 8 digits
+      (their last map is 2 x 2 even at full size), are not down-scaled at all: the recipe's
+      ceil(0.43 x 8) = 4 px inputs reach the last stage as a single pixel.
+
+    An explicit ``min_scale`` without ``min_side`` is honoured as given (no floor), as runs saved
+    before the floor existed recorded ``min_scale`` only; an explicit ``min_side`` always
+    applies. After :meth:`prepare` the resolved values are what :meth:`options` records, so a
+    saved description rebuilds the same schedule.
     """
 
     n_subnets: int = 1
     kl_minus: bool = False
     small_inputs: bool = False
-    min_scale: float = 0.43
+    min_scale: float | None = None
+    min_side: int | None = None
     space: list[list[int]] | None = None
     share_prefix: bool = True
     name: str = field(default="st")
 
+    def __post_init__(self) -> None:
+        if self.min_scale is not None and not 0 < float(self.min_scale) <= 1:
+            raise ValueError(f"min_scale must be in (0, 1], got {self.min_scale}")
+        if self.min_side is not None and int(self.min_side) < 1:
+            raise ValueError(f"min_side must be at least 1 pixel, got {self.min_side}")
+        self._resolved: tuple[float, int] | None = None
+
     def options(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("name")
+        if self._resolved is not None:
+            d["min_scale"], d["min_side"] = self._resolved
         return d
 
     def prepare(self, model: ResidualNet) -> None:
         self.space = _check_space(model.layout, self.space)
+        self._resolve(model)
+
+    def _resolve(self, model: ResidualNet) -> None:
+        scale = STPP_MIN_SCALE if self.min_scale is None else float(self.min_scale)
+        if self.min_side is not None:
+            side = int(self.min_side)
+        elif self.min_scale is not None:
+            side = 1  # an explicit scale is honoured as given
+        else:
+            side = STPP_MIN_FEATURE_SIDE * total_stride(model)
+        self._resolved = (scale, side)
+
+    def smallest_input(self, crop: int) -> int:
+        """Smallest side a sub-net's input may be resized to for ``crop`` px images."""
+        if not self.small_inputs:
+            return crop
+        if self._resolved is None:
+            raise RuntimeError("prepare() was not called")
+        scale, side = self._resolved
+        return min(crop, max(1, math.ceil(scale * crop), side))
 
     def step(self, model: ResidualNet, images: Tensor, labels: Tensor, rng: random.Random) -> dict[str, float]:
+        if self._resolved is None:
+            self._resolve(model)
         plans = [SubnetPlan.sample(model.layout, rng, self.space) for _ in range(self.n_subnets)]
         sizes = [self._input_size(images, rng) for _ in plans]
-        share = self.share_prefix and not self.small_inputs
+        # prefix sharing needs every sub-net to see the full-size batch
+        share = self.share_prefix and self.smallest_input(images.shape[-1]) >= images.shape[-1]
         if share:
             logits, taps = model.forward_with_taps(images)
         else:
@@ -126,9 +213,10 @@ class StimulativeTraining(Method):
 
     def _input_size(self, images: Tensor, rng: random.Random) -> int:
         crop = images.shape[-1]
-        if not self.small_inputs:
-            return crop
-        return rng.randint(max(1, math.ceil(self.min_scale * crop)), crop)
+        low = self.smallest_input(crop)
+        if low >= crop:
+            return crop  # no draw: the plans drawn are then the same as without small inputs
+        return rng.randint(low, crop)
 
 
 @dataclass

@@ -295,13 +295,16 @@ class Trainer:
 
     def _finish_epoch(self, epoch: int, train_loss: float, epoch_seconds: float) -> None:
         cfg = self.config
+        plan = self.method.eval_plan()  # None: the main net (a fixed-plan run measures its plan)
         if cfg.bn_reestimate:
-            recalibrate_bn(self.model, None, self._calib)  # main net's statistics, as the authors do
+            recalibrate_bn(self.model, plan, self._calib)  # the evaluated net's statistics, as the authors do
         t0 = time.perf_counter()
-        test_acc = accuracy(self.model, None, self.data.test_x, self.data.test_y)
+        test_acc = accuracy(self.model, plan, self.data.test_x, self.data.test_y)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "test_acc": test_acc,
                "epoch_seconds": epoch_seconds, "eval_seconds": time.perf_counter() - t0,
                "lr": self.lr_at(self.global_step), "step": self.global_step}
+        if plan is not None:
+            row["eval_plan"] = str(plan)
         self.epoch = epoch + 1
         self.history.append(row)
         if self.out_dir is not None:

@@ -52,6 +52,11 @@ class FixedPlanTraining(Method):
     def options(self) -> dict[str, Any]:
         return {"plan": self.plan_text}
 
+    def eval_plan(self) -> SubnetPlan | None:
+        """The trained plan: the alone-net's per-epoch test accuracy is the plan's, not the
+        full net's (whose blocks outside the plan never trained)."""
+        return self.plan
+
 
 def default_loafing_plans(layout: NetLayout) -> list[SubnetPlan]:
     """The smallest ordered sub-net and two others: half depth and one block short of full."""
@@ -208,6 +213,10 @@ def loafing(
                 f"within_{name}": round(accuracy(ck.model, plan, test_x, test_y, bn=other, calib_images=calib), 4)
                 for name, ck in (("ct", ct), ("st", st))}}
         row["alone_epochs"] = config.epochs
+        # the alone-run's per-epoch test accuracy, where the Trainer measured the plan itself
+        # (Method.eval_plan); a full-net figure of the alone-net would mean nothing
+        if trainer.history and all(r.get("eval_plan") == str(plan) for r in trainer.history):
+            row["alone_curve"] = [round(float(r["test_acc"]), 4) for r in trainer.history]
         row["alone_bn_reestimated_for_plan"] = reestimate  # the recipe's bn_reestimate, applied to the plan
         row["alone_train_seconds"] = round(train_seconds, 3)
         row["parameters"] = alone_model.plan_parameters(plan)
