@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -789,7 +789,6 @@ class AnalysesPanel(QWidget):
         lay.setSpacing(0)
         lay.addWidget(self.list)
         lay.addWidget(self.stack, 1)
-        self._elapsed = QTimer(self)
         self.set_pair(ModelPair(problem="No models loaded yet."))
 
     def page(self, name: str) -> AnalysisPage:
