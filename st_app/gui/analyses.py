@@ -406,8 +406,10 @@ class AnalysisPage(QWidget):
         self.progress.setFormat(f"done in {elapsed:.1f} s")
         self.update_enabled(busy=False)
         lines = summary_lines(report)
-        self.summary.setText("<b>" + _esc(lines[0]) + "</b><br><span style='font-family: monospace'>"
-                             + "<br>".join(_esc(l).replace("  ", "&nbsp;&nbsp;") for l in lines[1:]) + "</span>")
+        # monospace keeps the columns; pre-wrap keeps the spaces yet wraps long lines
+        self.summary.setText("<b>" + _esc(lines[0]) + "</b><p style='white-space: pre-wrap; "
+                             "font-family: monospace; margin: 2px 0 0 0'>"
+                             + "<br>".join(_esc(line) for line in lines[1:]) + "</p>")
         self.status.setText(f"Finished {_dt.datetime.now():%H:%M:%S}.")
         self.result.show_report(report)
         self.placeholder.hide()
@@ -783,11 +785,21 @@ class AnalysesPanel(QWidget):
         self.pages["compare"].openRuns.connect(self.openRuns)
         self.list.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.list.setCurrentRow(0)
-        self.list.setFixedWidth(170)
+        self.open_button = QPushButton("Open report…")
+        self.open_button.setToolTip("Show a saved report (<analysis>.json from Save report… or "
+                                    "python -m st_app analyze) on its page")
+        self.open_button.clicked.connect(self.open_report_dialog)
+        column = QWidget()
+        column.setFixedWidth(170)
+        self.column = column
+        cl = QVBoxLayout(column)
+        cl.setContentsMargins(0, 0, 0, 6)
+        cl.addWidget(self.list, 1)
+        cl.addWidget(self.open_button)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        lay.addWidget(self.list)
+        lay.addWidget(column)
         lay.addWidget(self.stack, 1)
         self.set_pair(ModelPair(problem="No models loaded yet."))
 
@@ -874,11 +886,41 @@ class AnalysesPanel(QWidget):
 
     def set_presentation(self, on: bool) -> None:
         """Larger plot text for a projector (the widgets' fonts come from the style sheet)."""
-        self.list.setFixedWidth(250 if on else 170)
+        self.column.setFixedWidth(250 if on else 170)
         for page in self.pages.values():
             page.result.set_font_scale(1.25 if on else 0.8)
             page.controls.setMinimumWidth(500 if on else 340)
             page.controls.setMaximumWidth(640 if on else 430)
+
+    def open_report_dialog(self) -> None:
+        root = str(self.settings.value("analyses/lastDir", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open an analysis report", root, "Reports (*.json);;All files (*)")
+        if path:
+            self.open_report(path)
+
+    def open_report(self, path: str | Path) -> bool:
+        """Show a saved ``<analysis>.json`` on its page; a bad file gives one message, changes nothing."""
+        path = Path(path)
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+            name = report.get("analysis") if isinstance(report, dict) else None
+            if name not in self.pages:
+                raise ValueError("it is not an ST Lab analysis report (no known 'analysis' key)")
+            _check_report(report)
+        except Exception as exc:  # noqa: BLE001 - one clear message for any unreadable file
+            reason = f"not valid JSON ({exc})" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            QMessageBox.critical(self, "Cannot open the report", f"{path}: {reason}")
+            self.statusMessage.emit(f"Cannot open {path.name}: {reason}", True)
+            return False
+        page = self.pages[name]
+        page.on_finished(report, float(report.get("seconds_total") or 0.0))
+        page.progress.setFormat("opened from a file")
+        page.status.setText(f"Opened {path} (computed earlier; the checkpoints it names are in the "
+                            "Report tab).")
+        self.show_page(name)
+        self.settings.setValue("analyses/lastDir", str(path.parent))
+        self.statusMessage.emit(f"Opened the {page.title.lower()} report {path.name}.", False)
+        return True
 
     def wait(self, timeout_ms: int = 5000) -> bool:
         return self.runner.wait(timeout_ms)
@@ -887,6 +929,19 @@ class AnalysesPanel(QWidget):
         for page in self.pages.values():
             page.save_settings()
         self.runner.shutdown(timeout_ms)
+
+
+def _check_report(report: dict[str, Any]) -> None:
+    """Raise ValueError naming what is missing when a report cannot be shown."""
+    from st_app.core.experiments.reports import report_table, summary_lines
+
+    try:
+        report_table(report)
+        summary_lines(report)
+        report_charts(report)
+    except (KeyError, TypeError, IndexError, ValueError, StopIteration) as exc:
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+        raise ValueError(f"an incomplete {report.get('analysis')} report ({what})") from None
 
 
 def _plain(html: str) -> str:

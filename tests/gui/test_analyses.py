@@ -192,3 +192,26 @@ def test_presentation_mode_enlarges_the_plots(qtbot, window) -> None:  # noqa: A
     finally:
         window.set_presentation(False)
     assert item.st_font_scale == pytest.approx(0.8) and len(item.legend.items) == 2
+
+
+def test_open_a_saved_report_and_reject_bad_files(qtbot, window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QMessageBox
+
+    panel = window.analyses
+    with qtbot.waitSignal(panel.reportReady, timeout=60000):
+        panel.run("importance")
+    saved = panel.page("importance").save_to(tmp_path / "rep")
+    report = json.loads(saved.read_text())
+    errors: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda _p, _t, text: errors.append(text))
+    bad = tmp_path / "bad.json"
+    for text, expected in (("{not json", "not valid JSON"), ('{"analysis": "nope"}', "not an ST Lab"),
+                           (json.dumps({**report, "analysis": "robustness"}), "incomplete robustness report")):
+        bad.write_text(text)
+        assert not panel.open_report(bad)
+        assert expected in errors[-1]
+    panel.show_page("loafing")
+    assert panel.open_report(saved)
+    page = panel.page("importance")
+    assert panel.stack.currentWidget() is page and page.result.report["importance"] == report["importance"]
+    assert page.result.table.rowCount() == 18 and "Opened" in page.status.text()
