@@ -215,3 +215,21 @@ def test_open_a_saved_report_and_reject_bad_files(qtbot, window, tmp_path: Path,
     page = panel.page("importance")
     assert panel.stack.currentWidget() is page and page.result.report["importance"] == report["importance"]
     assert page.result.table.rowCount() == 18 and "Opened" in page.status.text()
+
+
+def test_loafing_page_trains_the_plans_it_is_given(qtbot, window) -> None:  # noqa: ANN001
+    panel = window.analyses
+    page = panel.page("loafing")
+    page.plans.setText("")
+    assert window.apply_plan_text("0|3,4|6")
+    page.add_plan_button.click()
+    page.add_plan_button.click()  # once is enough
+    assert page.plans.text() == "0|3,4|6"
+    with qtbot.waitSignal(panel.reportReady, timeout=120000) as sig:
+        assert panel.run("loafing", epochs=1)
+    report = sig.args[1]
+    assert [r["plan"] for r in report["results"]] == ["0|3,4|6"]
+    row = report["results"][0]
+    assert row["alone_epochs"] == 1 and report["overrides"] == {"epochs": 1}
+    assert len(row["alone_curve"]) == 1 and row["alone_curve"][-1] == pytest.approx(row["alone"], abs=1e-3)
+    assert page.result.table.rowCount() == 1 and "inside CT" in page.summary.text()
