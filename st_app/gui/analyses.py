@@ -99,6 +99,8 @@ class ModelPair:
 class ResultView(QTabWidget):
     """Figures, table and JSON of one report; Save writes them all like the CLI does."""
 
+    planChosen = Signal(str)  # a table row's plan was double-clicked
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.report: dict[str, Any] | None = None
@@ -112,6 +114,7 @@ class ResultView(QTabWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setSortingEnabled(True)
+        self.table.cellDoubleClicked.connect(self._on_double_click)
         self.json = QPlainTextEdit()
         self.json.setReadOnly(True)
         self.json.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
@@ -156,7 +159,16 @@ class ResultView(QTabWidget):
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
+        if "plan" in header:
+            self.table.setToolTip("Double-click a row to open its sub-network in the Explore tab")
         self.json.setPlainText(json.dumps(report, indent=2))
+
+    def _on_double_click(self, row: int, _column: int) -> None:
+        header = [self.table.horizontalHeaderItem(c).text() for c in range(self.table.columnCount())]
+        if "plan" in header:
+            item = self.table.item(row, header.index("plan"))
+            if item is not None and item.text():
+                self.planChosen.emit(item.text())
 
     def set_font_scale(self, scale: float) -> None:
         """Text size of the plots (presentation mode uses larger); redraws the shown report."""
@@ -754,6 +766,7 @@ class AnalysesPanel(QWidget):
     """The tab: a list of analyses on the left, the chosen one's page on the right."""
 
     reportReady = Signal(str, object)  # analysis name, report dict
+    planChosen = Signal(str)  # open this plan in the Explore tab
     showImportance = Signal(str)  # "ct" | "st": colour the graph with the latest importance
     openRuns = Signal(dict)
     statusMessage = Signal(str, bool)  # text, error
@@ -777,6 +790,7 @@ class AnalysesPanel(QWidget):
             page = cls(self.settings)
             page.runRequested.connect(self.run)
             page.cancelRequested.connect(self.cancel)
+            page.result.planChosen.connect(self.planChosen)
             self.pages[page.name] = page
             self.stack.addWidget(page)
             self.list.addItem(page.title)

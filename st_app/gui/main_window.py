@@ -550,6 +550,7 @@ class MainWindow(QMainWindow):
         panel.reportReady.connect(self._on_analysis_report)
         panel.showImportance.connect(self._show_importance_from_page)
         panel.openRuns.connect(self._open_runs)
+        panel.planChosen.connect(self._open_plan_from_analysis)
         self._update_analyses_pair()
         if self._plan is not None:
             panel.set_current_plan(str(self._plan))
@@ -567,6 +568,10 @@ class MainWindow(QMainWindow):
         self.analyses.set_pair(pair)
         if self._colour_mode != "stage":
             self.set_colour_mode(self._colour_mode)
+
+    def _open_plan_from_analysis(self, text: str) -> None:
+        if self.apply_plan_text(text):
+            self.tabs.setCurrentWidget(self.explore_tab)
 
     def _open_runs(self, runs: dict) -> None:
         for slot in SLOTS:

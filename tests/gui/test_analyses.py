@@ -233,3 +233,15 @@ def test_loafing_page_trains_the_plans_it_is_given(qtbot, window) -> None:  # no
     assert row["alone_epochs"] == 1 and report["overrides"] == {"epochs": 1}
     assert len(row["alone_curve"]) == 1 and row["alone_curve"][-1] == pytest.approx(row["alone"], abs=1e-3)
     assert page.result.table.rowCount() == 1 and "inside CT" in page.summary.text()
+
+
+def test_double_click_opens_a_result_row_in_explore(qtbot, window) -> None:  # noqa: ANN001
+    panel = window.analyses
+    page = panel.page("subnets")
+    with qtbot.waitSignal(panel.reportReady, timeout=60000):
+        panel.run("subnets")
+    table = page.result.table
+    header = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    row = next(r for r in range(table.rowCount()) if table.item(r, header.index("plan")).text() == "0|3|6")
+    table.cellDoubleClicked.emit(row, 0)
+    assert window.plan_text() == "0|3|6" and window.tabs.currentWidget() is window.explore_tab
