@@ -10,6 +10,9 @@ run it in a worker with a progress bar and a cancel button; results are dataclas
 - :func:`robustness`, :func:`block_importance`: delete / swap blocks (figure 6)
 - :func:`compare_methods`: CT, ST, ST++, stochastic depth on one recipe (table 1)
 - :func:`path_statistics`: unraveled paths by length (figure 1)
+- :mod:`.reports`: the complete, traceable report dicts the CLI and the app both build
+  (:func:`loafing_report`, :func:`subnets_report`, :func:`robustness_report`,
+  :func:`importance_report`, :func:`compare_report`, :func:`write_report`)
 """
 
 from .common import ExperimentCancelled, check_same_architecture, checkpoint_info
@@ -27,6 +30,16 @@ from .robustness import (
     robustness,
     swappable_pairs,
 )
+from .reports import (
+    compare_report,
+    importance_report,
+    loafing_report,
+    report_table,
+    robustness_report,
+    subnets_report,
+    summary_lines,
+    write_report,
+)
 from .subnets import SubnetStats, SubnetsReport, subnet_statistics
 
 __all__ = [
@@ -42,20 +55,28 @@ __all__ = [
     "check_same_architecture",
     "checkpoint_info",
     "compare_methods",
+    "compare_report",
     "count_tree_nodes",
     "default_loafing_plans",
     "deletable_blocks",
     "draw_deletions",
     "draw_swaps",
+    "importance_report",
     "loafing",
+    "loafing_report",
     "max_swaps",
     "path_statistics",
     "plan_ops",
     "prefix_sweep",
     "recipe_of",
+    "report_table",
     "robustness",
+    "robustness_report",
     "subnet_statistics",
+    "subnets_report",
+    "summary_lines",
     "swappable_pairs",
     "tree_logits",
     "tree_sweep",
+    "write_report",
 ]
