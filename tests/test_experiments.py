@@ -169,6 +169,11 @@ def test_subnet_statistics_uses_same_plans_and_matches_sweep(images):
     assert [r["plan"] for r in sampled["ct"]["results"]] == [r["plan"] for r in sampled["st"]["results"]]
     with pytest.raises(ValueError, match="same architecture"):
         subnet_statistics({"ct": ct, "st": _model("resnet32")}, x, y)
+    # partial reports: after CT, only CT's part; the final report adds ST's without changing CT's
+    parts: list[dict] = []
+    final = subnet_statistics({"ct": ct, "st": st}, x[:100], y[:100], partial=parts.append).to_dict()
+    assert len(parts) == 1 and "ct" in parts[0] and "st" not in parts[0]
+    assert parts[0]["ct"] == final["ct"] == d["ct"]
 
 
 # ---------------------------------------------------------------------------- robustness

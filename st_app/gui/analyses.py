@@ -220,6 +220,8 @@ class AnalysisPage(QWidget):
         super().__init__(parent)
         self.settings = settings
         self.pair = ModelPair(problem="No models loaded yet.")
+        self.complete_report: dict[str, Any] | None = None
+        self.showing_partial = False
         self.setObjectName(f"analysisPage_{self.name}")
         # left: what it is, its settings, Run / Cancel / Save, progress; right: the result
         left = QWidget()
@@ -410,26 +412,51 @@ class AnalysisPage(QWidget):
         eta = elapsed / done * (total - done) if done else None
         self.progress.setFormat(f"%v / %m · {format_eta(eta)}")
 
-    def on_finished(self, report: dict[str, Any], elapsed: float) -> None:
+    def on_partial(self, report: dict[str, Any]) -> None:
+        """Draw the part computed so far; Save waits for the whole report."""
+        self.showing_partial = True
+        self._show_summary(report, partial=True)
+        self.result.show_report(report)
+        self.placeholder.hide()
+        self.result.show()
+        self.save_button.setEnabled(False)
+        self.copy_button.setEnabled(False)
+
+    def _show_summary(self, report: dict[str, Any], partial: bool = False) -> None:
         from st_app.core.experiments.reports import summary_lines
 
+        lines = summary_lines(report)
+        note = " <span style='color:#B45309'>(partial: still running)</span>" if partial else ""
+        # monospace keeps the columns; pre-wrap keeps the spaces yet wraps long lines
+        self.summary.setText("<b>" + _esc(lines[0]) + "</b>" + note + "<p style='white-space: pre-wrap; "
+                             "font-family: monospace; margin: 2px 0 0 0'>"
+                             + "<br>".join(_esc(line) for line in lines[1:]) + "</p>")
+
+    def on_finished(self, report: dict[str, Any], elapsed: float) -> None:
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.progress.setFormat(f"done in {elapsed:.1f} s")
         self.update_enabled(busy=False)
-        lines = summary_lines(report)
-        # monospace keeps the columns; pre-wrap keeps the spaces yet wraps long lines
-        self.summary.setText("<b>" + _esc(lines[0]) + "</b><p style='white-space: pre-wrap; "
-                             "font-family: monospace; margin: 2px 0 0 0'>"
-                             + "<br>".join(_esc(line) for line in lines[1:]) + "</p>")
+        self._show_summary(report)
         self.status.setText(f"Finished {_dt.datetime.now():%H:%M:%S}.")
         self.result.show_report(report)
         self.placeholder.hide()
         self.result.show()
         self.save_button.setEnabled(True)
         self.copy_button.setEnabled(True)
+        self.showing_partial = False
+        self.complete_report = report
 
     def on_stopped(self, message: str, error: bool) -> None:
+        if self.showing_partial:  # a half-done run never replaces the last complete result
+            self.showing_partial = False
+            if self.complete_report is not None:
+                self.on_finished(self.complete_report, 0.0)
+            else:
+                self.result.clear_report()
+                self.result.hide()
+                self.summary.setText("")
+                self.placeholder.show()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("failed" if error else "cancelled")
@@ -777,6 +804,7 @@ class AnalysesPanel(QWidget):
         self.settings = settings if settings is not None else QSettings()
         self.runner = AnalysisRunner(self)
         self.runner.progress.connect(self._on_progress)
+        self.runner.partial.connect(self._on_partial)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
@@ -880,6 +908,9 @@ class AnalysesPanel(QWidget):
 
     def _on_progress(self, name: str, done: int, total: int) -> None:
         self.pages[name].on_progress(done, total, self._elapsed_s())
+
+    def _on_partial(self, name: str, report: dict) -> None:
+        self.pages[name].on_partial(report)
 
     def _on_finished(self, name: str, report: dict) -> None:
         page = self.pages[name]

@@ -1,9 +1,9 @@
 """Runs one analysis at a time off the GUI thread, with throttled progress and cancel.
 
-An analysis is any callable ``job(progress=..., should_stop=...) -> dict`` (the report
-builders of :mod:`st_app.core.experiments.reports`). The runner owns one short-lived
-QThread per job; the GUI hears ``progress``, then exactly one of ``finished``, ``failed`` or
-``cancelled``. Jobs get their own copies of the models (see :func:`private_checkpoint`), so
+An analysis is any callable ``job(progress=..., should_stop=..., partial=...) -> dict`` (the
+report builders of :mod:`st_app.core.experiments.reports`). The runner owns one short-lived
+QThread per job; the GUI hears ``progress`` and ``partial`` (the report so far, after each
+model, plan or method), then exactly one of ``finished``, ``failed`` or ``cancelled``. Jobs get their own copies of the models (see :func:`private_checkpoint`), so
 the Explore tab keeps working on its models while an analysis runs.
 """
 
@@ -50,6 +50,7 @@ def describe_analysis_error(exc: BaseException) -> str:
 
 class _JobThread(QThread):
     progressed = Signal(str, int, int)  # name, done, total
+    partialReady = Signal(str, object)  # name, report so far
     succeeded = Signal(str, object)
     errored = Signal(str, str, str)  # name, message, traceback
     stopped = Signal(str)
@@ -72,7 +73,8 @@ class _JobThread(QThread):
         from st_app.core.experiments import ExperimentCancelled
 
         try:
-            report = self.job(progress=self._progress, should_stop=self.stop_event.is_set)
+            report = self.job(progress=self._progress, should_stop=self.stop_event.is_set,
+                              partial=lambda r: self.partialReady.emit(self.name, r))
         except ExperimentCancelled:
             self.stopped.emit(self.name)
             return
@@ -93,6 +95,7 @@ class AnalysisRunner(QObject):
 
     started = Signal(str)
     progress = Signal(str, int, int)  # name, done, total
+    partial = Signal(str, object)  # name, report so far (dict)
     finished = Signal(str, object)  # name, report (dict)
     failed = Signal(str, str)  # name, message
     cancelled = Signal(str)
@@ -120,6 +123,7 @@ class AnalysisRunner(QObject):
         thread = _JobThread(name, job, self._stop, self.max_rate_hz)
         # bound slots of this GUI-thread object: Qt queues the calls into the GUI thread
         thread.progressed.connect(self._on_progress)
+        thread.partialReady.connect(self._on_partial)
         thread.succeeded.connect(self._on_succeeded)
         thread.errored.connect(self._on_errored)
         thread.stopped.connect(self._on_stopped)
@@ -140,6 +144,11 @@ class AnalysisRunner(QObject):
     def _on_progress(self, name: str, done: int, total: int) -> None:
         if self._name == name:
             self.progress.emit(name, done, total)
+
+    @Slot(str, object)
+    def _on_partial(self, name: str, report: dict) -> None:
+        if self._name == name and not self._stop.is_set():
+            self.partial.emit(name, report)
 
     @Slot(str, object)
     def _on_succeeded(self, name: str, report: dict) -> None:
@@ -181,7 +190,7 @@ class AnalysisRunner(QObject):
         if thread is None:
             return
         self._stop.set()
-        for signal in (thread.progressed, thread.succeeded, thread.errored, thread.stopped):
+        for signal in (thread.progressed, thread.partialReady, thread.succeeded, thread.errored, thread.stopped):
             try:
                 signal.disconnect()
             except (RuntimeError, TypeError):

@@ -152,7 +152,7 @@ def test_runner_progress_cancel_and_errors(qtbot) -> None:  # noqa: ANN001
     runner.progress.connect(lambda _n, d, _t: seen.append(d))
     gate = threading.Event()
 
-    def job(progress, should_stop):  # noqa: ANN001, ANN202
+    def job(progress, should_stop, partial):  # noqa: ANN001, ANN202
         for i in range(1, 1000):
             if should_stop():
                 raise ExperimentCancelled("stopped")
@@ -170,11 +170,17 @@ def test_runner_progress_cancel_and_errors(qtbot) -> None:  # noqa: ANN001
     assert seen and seen == sorted(seen) and runner.running is None
 
     with qtbot.waitSignal(runner.failed, timeout=10000) as sig:
-        runner.start("c", lambda progress, should_stop: {}["missing"])
+        runner.start("c", lambda **_: {}["missing"])
     assert sig.args[0] == "c" and "KeyError" in sig.args[1] and "KeyError" in runner.last_traceback
+    parts: list[dict] = []
+    runner.partial.connect(lambda _n, r: parts.append(r))
+    def two_parts(partial, **_):  # noqa: ANN001, ANN003, ANN202
+        partial({"x": [1]})
+        return {"x": [1, 2]}
+
     with qtbot.waitSignal(runner.finished, timeout=10000) as sig:
-        runner.start("d", lambda progress, should_stop: {"x": [1, 2]})
-    assert sig.args == ["d", {"x": [1, 2]}]
+        runner.start("d", two_parts)
+    assert sig.args == ["d", {"x": [1, 2]}] and parts == [{"x": [1]}]
 
 
 def test_presentation_mode_enlarges_the_plots(qtbot, window) -> None:  # noqa: ANN001
@@ -245,3 +251,26 @@ def test_double_click_opens_a_result_row_in_explore(qtbot, window) -> None:  # n
     row = next(r for r in range(table.rowCount()) if table.item(r, header.index("plan")).text() == "0|3|6")
     table.cellDoubleClicked.emit(row, 0)
     assert window.plan_text() == "0|3|6" and window.tabs.currentWidget() is window.explore_tab
+
+
+def test_partial_results_are_drawn_and_a_cancel_restores_the_last_complete_one(qtbot, window) -> None:  # noqa: ANN001
+    panel = window.analyses
+    page = panel.page("robustness")
+    with qtbot.waitSignal(panel.runner.partial, timeout=60000) as part:
+        assert panel.run("robustness", max_k=2, repeats=2, max_swaps=1)
+    assert set(part.args[1]["delete_one"]) == {"ct"}  # CT done, ST still running
+    assert "partial" in page.summary.text() and not page.save_button.isEnabled()
+    assert page.result.table.rowCount() > 0
+    with qtbot.waitSignal(panel.reportReady, timeout=60000):
+        pass
+    complete = page.result.report
+    assert set(complete["delete_one"]) == {"ct", "st"} and "partial" not in page.summary.text()
+    assert page.save_button.isEnabled()
+    # a longer run, cancelled after its CT half was drawn: the complete result comes back
+    with qtbot.waitSignal(panel.runner.partial, timeout=60000):
+        assert panel.run("robustness", max_k=8, repeats=300, max_swaps=3)
+    assert page.result.report["repeats"] == 300
+    with qtbot.waitSignal(panel.runner.cancelled, timeout=30000):
+        panel.cancel()
+    assert page.result.report is complete and page.result.report["repeats"] == 2
+    assert "partial" not in page.summary.text() and page.progress.format() == "cancelled"

@@ -6,13 +6,16 @@ from typing import Any, Callable, Mapping
 
 from ..models import ResidualNet
 
-__all__ = ["Progress", "ShouldStop", "ExperimentCancelled", "check_same_architecture", "checkpoint_info",
+__all__ = ["Partial", "Progress", "ShouldStop", "ExperimentCancelled", "check_same_architecture", "checkpoint_info",
            "Steps"]
 
 #: ``progress(done, total)``: called as work finishes (the app forwards it as a Qt signal).
 Progress = Callable[[int, int], None] | None
 #: ``should_stop()``: polled between units of work; true cancels the analysis.
 ShouldStop = Callable[[], bool] | None
+#: ``partial(report_dict)``: the report so far, after each finished part (a model, a plan, a
+#: method), so a front end can draw results while the rest is computed.
+Partial = Callable[[dict[str, Any]], None] | None
 
 
 class ExperimentCancelled(RuntimeError):

@@ -28,7 +28,7 @@ import torch
 from ..evaluate import accuracy, calibration_images
 from ..methods import METHODS
 from ..plan import space_size
-from .common import ExperimentCancelled, Progress, ShouldStop, Steps
+from .common import ExperimentCancelled, Partial, Progress, ShouldStop, Steps
 from .prefix_sweep import prefix_sweep
 
 __all__ = ["CompareReport", "compare_methods"]
@@ -153,6 +153,7 @@ def compare_methods(
     threads: int | None = None,
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    partial: Partial = None,
 ) -> CompareReport:
     """Train every method with the same recipe, then measure it (see the module docstring).
 
@@ -241,6 +242,8 @@ def compare_methods(
                 "epoch": loaded.meta.get("epoch"),
                 "method_options": loaded.meta.get("method", {}),
             })
+            if partial is not None and len(report.methods) < len(methods):
+                partial(report.to_dict())
     finally:
         if tmp is not None:
             tmp.cleanup()

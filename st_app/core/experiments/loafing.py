@@ -24,7 +24,15 @@ from ..evaluate import accuracy, calibration_images, recalibrate_bn
 from ..methods import Method
 from ..models import ResidualNet
 from ..plan import NetLayout, SubnetPlan
-from .common import ExperimentCancelled, Progress, ShouldStop, Steps, check_same_architecture, checkpoint_info
+from .common import (
+    ExperimentCancelled,
+    Partial,
+    Progress,
+    ShouldStop,
+    Steps,
+    check_same_architecture,
+    checkpoint_info,
+)
 
 __all__ = ["FixedPlanTraining", "LoafingReport", "default_loafing_plans", "loafing", "recipe_of"]
 
@@ -129,6 +137,7 @@ def loafing(
     device: str = "auto",
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    partial: Partial = None,
 ) -> LoafingReport:
     """Train each plan alone with the CT recipe, compare with the plan inside CT and ST.
 
@@ -222,5 +231,7 @@ def loafing(
         row["parameters"] = alone_model.plan_parameters(plan)
         report.results.append(row)
         steps.advance()
+        if partial is not None and len(report.results) < len(plans):
+            partial(report.to_dict())
     report.seconds = time.perf_counter() - t_start
     return report

@@ -10,6 +10,7 @@ figures are drawn by ``st_app.figures`` (Qt), which the callers add.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -22,7 +23,7 @@ from torch import Tensor
 from ..data import ImageData
 from ..evaluate import calibration_images
 from ..plan import SubnetPlan
-from .common import Progress, ShouldStop, check_same_architecture, checkpoint_info
+from .common import Partial, Progress, ShouldStop, check_same_architecture, checkpoint_info
 
 __all__ = [
     "ANALYSES",
@@ -58,6 +59,13 @@ def _header(analysis: str, ct: Any, st: Any, data: ImageData, bn: str, calib: Te
     }
 
 
+def _headed(partial: Partial, head: dict[str, Any], **tail: Any) -> Partial:
+    """``partial`` fed with complete reports: the header, the part so far, then ``tail``."""
+    if partial is None:
+        return None
+    return lambda body: partial({**head, **body, **tail})
+
+
 def _calibration(data: ImageData, bn: str, n: int, seed: int, always: bool = False) -> Tensor | None:
     return calibration_images(data.train_x, n, seed) if bn == "recalibrate" or always else None
 
@@ -75,6 +83,7 @@ def loafing_report(
     device: str = "auto",
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    partial: Partial = None,
 ) -> dict[str, Any]:
     """Figure 2: each plan trained alone with the CT recipe vs inside CT and ST (both BN settings)."""
     from .loafing import loafing
@@ -82,10 +91,11 @@ def loafing_report(
     _check_bn(bn)
     check_same_architecture({"ct": ct.model, "st": st.model})
     calib = _calibration(data, bn, calib_n, seed, always=True)  # cheap here: both BN settings are reported
+    head = _header("loafing", ct, st, data, bn, calib, seed)
     result = loafing(ct, st, data, plans=plans, epochs=epochs, bn=bn, calib_images=calib, device=device,
-                     progress=progress, should_stop=should_stop)
-    return {**_header("loafing", ct, st, data, bn, calib, seed), **result.to_dict(),
-            "calib_images": int(len(calib))}
+                     progress=progress, should_stop=should_stop,
+                     partial=_headed(partial, head, calib_images=int(len(calib))))
+    return {**head, **result.to_dict(), "calib_images": int(len(calib))}
 
 
 def subnets_report(
@@ -99,6 +109,7 @@ def subnets_report(
     seed: int = 0,
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    partial: Partial = None,
 ) -> dict[str, Any]:
     """Figure 5: every ordered sub-net (or a seeded sample of ``limit``), CT vs ST."""
     from .subnets import subnet_statistics
@@ -106,10 +117,11 @@ def subnets_report(
     _check_bn(bn)
     check_same_architecture({"ct": ct.model, "st": st.model})
     calib = _calibration(data, bn, calib_n, seed)
+    head = _header("subnets", ct, st, data, bn, calib, seed)
     result = subnet_statistics({"ct": ct.model, "st": st.model}, data.test_x, data.test_y, bn=bn,
                                calib_images=calib, limit=limit, seed=seed, progress=progress,
-                               should_stop=should_stop)
-    return {**_header("subnets", ct, st, data, bn, calib, seed), **result.to_dict()}
+                               should_stop=should_stop, partial=_headed(partial, head))
+    return {**head, **result.to_dict()}
 
 
 def robustness_report(
@@ -125,6 +137,7 @@ def robustness_report(
     seed: int = 0,
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    partial: Partial = None,
 ) -> dict[str, Any]:
     """Figure 6: delete one block, delete k random blocks, swap k random pairs; CT vs ST."""
     from .robustness import robustness
@@ -132,10 +145,11 @@ def robustness_report(
     _check_bn(bn)
     check_same_architecture({"ct": ct.model, "st": st.model})
     calib = _calibration(data, bn, calib_n, seed)
+    head = _header("robustness", ct, st, data, bn, calib, seed)
     result = robustness({"ct": ct.model, "st": st.model}, data.test_x, data.test_y, bn=bn, calib_images=calib,
                         max_k=max_k, repeats=repeats, max_swap_pairs=max_swaps, seed=seed, progress=progress,
-                        should_stop=should_stop)
-    return {**_header("robustness", ct, st, data, bn, calib, seed), **result.to_dict()}
+                        should_stop=should_stop, partial=_headed(partial, head))
+    return {**head, **result.to_dict()}
 
 
 def importance_report(
@@ -148,6 +162,7 @@ def importance_report(
     seed: int = 0,
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    partial: Partial = None,
 ) -> dict[str, Any]:
     """Figure 6a alone: accuracy lost when each block alone is deleted, CT and ST (the graph's colours)."""
     from .common import Steps
@@ -169,6 +184,8 @@ def importance_report(
         report["importance"][name] = [round(d, 4) for d in drops]
         report["delete_one"][name] = [{"block": b, "accuracy": round(main - d, 4), "drop": round(d, 4)}
                                       for b, d in enumerate(drops)]
+        if partial is not None and name == "ct":
+            partial(copy.deepcopy(report))
     return report
 
 
@@ -178,6 +195,7 @@ def compare_report(
     calib_n: int = 1000,
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    partial: Partial = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Table 1: every method trained with one recipe; time, memory, main net, all sub-nets.
@@ -188,11 +206,15 @@ def compare_report(
     from .compare import compare_methods
 
     _check_bn(bn)
-    result = compare_methods(bn=bn, n_calib=calib_n, progress=progress, should_stop=should_stop, **options)
-    body = result.to_dict()
-    return {"analysis": "compare",
-            "checkpoints": {r["method"]: {"path": r["run"], "epoch": r["epoch"]} for r in body["methods"]},
-            **body}
+
+    def complete(body: dict[str, Any]) -> dict[str, Any]:
+        return {"analysis": "compare",
+                "checkpoints": {r["method"]: {"path": r["run"], "epoch": r["epoch"]} for r in body["methods"]},
+                **body}
+
+    result = compare_methods(bn=bn, n_calib=calib_n, progress=progress, should_stop=should_stop,
+                             partial=None if partial is None else lambda body: partial(complete(body)), **options)
+    return complete(result.to_dict())
 
 
 # ------------------------------------------------------------------------------- tables
@@ -206,15 +228,15 @@ def _loafing_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 
 def _subnets_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    st_acc = {r["plan"]: r["accuracy"] for r in report["st"]["results"]}
-    rows = [[r["plan"], " ".join(map(str, r["depths"])), r["accuracy"], st_acc[r["plan"]], report["bn"]]
+    st_acc = {r["plan"]: r["accuracy"] for r in report.get("st", {}).get("results", [])}  # none yet: partial
+    rows = [[r["plan"], " ".join(map(str, r["depths"])), r["accuracy"], st_acc.get(r["plan"]), report["bn"]]
             for r in report["ct"]["results"]]
     return ["plan", "depths", "ct", "st", "bn"], rows
 
 
 def _robustness_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     rows: list[list[Any]] = []
-    for n in ("ct", "st"):
+    for n in report["main"]:
         rows.append(["main", n, "", report["main"][n], "", "", ""])
         rows += [["delete_one", n, r["block"], r["accuracy"], "", "", ""] for r in report["delete_one"][n]]
         for key in ("delete_k", "swap_k"):
@@ -224,7 +246,7 @@ def _robustness_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]
 
 def _importance_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     rows = [[r["block"], report["main"][n], r["accuracy"], r["drop"], n, report["bn"]]
-            for n in ("ct", "st") for r in report["delete_one"][n]]
+            for n in report["delete_one"] for r in report["delete_one"][n]]
     return ["block", "main", "accuracy_without_block", "drop", "model", "bn"], rows
 
 
@@ -264,7 +286,7 @@ def _loafing_summary(report: dict[str, Any]) -> list[str]:
 def _subnets_summary(report: dict[str, Any]) -> list[str]:
     lines = [f"{report['n_plans']} {'sampled ' if report['sampled'] else ''}ordered sub-nets of "
              f"{report['arch']} on {report['n_images']} {report['dataset']} test images, BN {report['bn']}"]
-    for n in ("ct", "st"):
+    for n in (n for n in ("ct", "st") if n in report):
         s = report[n]
         lines.append(f"  {n.upper()}: mean {_fmt(s['mean'])}% +- {_fmt(s['std'], '5.2f')}, "
                      f"min {_fmt(s['min'])}%, max {_fmt(s['max'])}%")
@@ -274,7 +296,7 @@ def _subnets_summary(report: dict[str, Any]) -> list[str]:
 def _robustness_summary(report: dict[str, Any]) -> list[str]:
     lines = [f"robustness of {report['arch']} ({report['n_images']} test images, BN {report['bn']}, "
              f"{report['repeats']} draws per k, seed {report['seed']})"]
-    for n in ("ct", "st"):
+    for n in report["delete_one"]:
         worst = max(report["delete_one"][n], key=lambda r: r["drop"])
         ks = ", ".join(f"k={r['k']}: {r['mean']:.1f}+-{r['std']:.1f}" for r in report["delete_k"][n])
         sw = ", ".join(f"k={r['k']}: {r['mean']:.1f}+-{r['std']:.1f}" for r in report["swap_k"][n])
@@ -286,7 +308,7 @@ def _robustness_summary(report: dict[str, Any]) -> list[str]:
 def _importance_summary(report: dict[str, Any]) -> list[str]:
     lines = [f"block importance of {report['arch']} ({report['n_images']} test images, BN {report['bn']}): "
              "accuracy lost when one block alone is deleted"]
-    for n in ("ct", "st"):
+    for n in report["delete_one"]:
         rows = sorted(report["delete_one"][n], key=lambda r: -r["drop"])
         top = ", ".join(f"{r['block']} (-{r['drop']:.1f})" for r in rows[:3])
         mean = sum(r["drop"] for r in rows) / max(1, len(rows))

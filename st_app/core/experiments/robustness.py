@@ -19,7 +19,7 @@ from torch import Tensor
 from ..evaluate import summarize
 from ..models import ResidualNet
 from ..plan import NetLayout, SubnetPlan
-from .common import ExperimentCancelled, Progress, ShouldStop, Steps, check_same_architecture
+from .common import ExperimentCancelled, Partial, Progress, ShouldStop, Steps, check_same_architecture
 from .prefix_sweep import tree_sweep
 
 __all__ = [
@@ -164,6 +164,7 @@ def robustness(
     seed: int = 0,
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    partial: Partial = None,
 ) -> RobustnessReport:
     """Delete-one, delete-k and swap-k accuracies for each model on the same seeded draws.
 
@@ -218,6 +219,8 @@ def robustness(
         ]
         report.delete_k[name] = [{"k": k, **_summary([acc[p] for p, _ in d])} for k, d in deletions.items()]
         report.swap_k[name] = [{"k": k, **_summary([acc[p] for p, _ in d])} for k, d in swaps.items()]
+        if partial is not None and m + 1 < len(models):
+            partial(report.to_dict())
     return report
 
 

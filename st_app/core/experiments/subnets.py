@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..evaluate import PlanResult, select_plans, summarize
 from ..models import ResidualNet
-from .common import ExperimentCancelled, Progress, ShouldStop, Steps, check_same_architecture
+from .common import ExperimentCancelled, Partial, Progress, ShouldStop, Steps, check_same_architecture
 from .prefix_sweep import tree_sweep
 
 __all__ = ["SubnetStats", "SubnetsReport", "subnet_statistics"]
@@ -78,6 +78,7 @@ def subnet_statistics(
     seed: int = 0,
     progress: Progress = None,
     should_stop: ShouldStop = None,
+    partial: Partial = None,
 ) -> SubnetsReport:
     """Accuracy of every ordered sub-net (or a seeded sample of ``limit``) for each model.
 
@@ -98,4 +99,6 @@ def subnet_statistics(
         if len(result.results) < len(plans):
             raise ExperimentCancelled("sub-network statistics cancelled")
         report.models[name] = SubnetStats(result.results)
+        if partial is not None and len(report.models) < len(models):
+            partial(report.to_dict())
     return report
