@@ -467,8 +467,18 @@ class AnalysisPage(QWidget):
     def save_dialog(self) -> None:
         root = str(self.settings.value("analyses/lastDir", str(Path.home())))
         folder = QFileDialog.getExistingDirectory(self, f"Save the {self.title.lower()} report into a folder", root)
-        if folder:
-            self.save_to(folder)
+        if not folder:
+            return
+        existing = Path(folder) / f"{self.name}.json"
+        if existing.exists():
+            answer = QMessageBox.question(
+                self, "Replace the saved report?",
+                f"{folder} already holds a {self.title.lower()} report ({existing.name}, its CSV and figures). "
+                "Replace them?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.save_to(folder)
 
     def save_to(self, folder: str | Path) -> Path | None:
         try:

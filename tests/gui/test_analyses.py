@@ -274,3 +274,25 @@ def test_partial_results_are_drawn_and_a_cancel_restores_the_last_complete_one(q
         panel.cancel()
     assert page.result.report is complete and page.result.report["repeats"] == 2
     assert "partial" not in page.summary.text() and page.progress.format() == "cancelled"
+
+
+def test_save_dialog_asks_before_replacing_a_report(qtbot, window, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    panel = window.analyses
+    page = panel.page("importance")
+    with qtbot.waitSignal(panel.reportReady, timeout=60000):
+        panel.run("importance")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
+    asked: list[str] = []
+    answer = [QMessageBox.StandardButton.No]
+    monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *a: asked.append(text) or answer[0])
+    page.save_dialog()
+    saved = (tmp_path / "importance.json").read_text()
+    assert not asked  # nothing to replace yet
+    (tmp_path / "importance.json").write_text('{"keep": true}')
+    page.save_dialog()
+    assert len(asked) == 1 and (tmp_path / "importance.json").read_text() == '{"keep": true}'
+    answer[0] = QMessageBox.StandardButton.Yes
+    page.save_dialog()
+    assert json.loads((tmp_path / "importance.json").read_text())["importance"] == json.loads(saved)["importance"]
