@@ -325,6 +325,9 @@ class MainWindow(QMainWindow):
                                  self.export_plot_dialog)
         self.act_export_csv = A("Export training data (CSV)…", "Save every training curve as CSV",
                                 self.export_csv_dialog)
+        self.act_open_report = A("Open analysis report…", "Show a saved analysis report (<analysis>.json from the "
+                                 "Analyses tab or python -m st_app analyze) in the Analyses tab",
+                                 self._open_report_dialog)
         self.act_quit = A("&Quit", "Close ST Lab", self.close, QKeySequence.StandardKey.Quit)
 
         self.act_undo = self.undo_stack.createUndoAction(self, "&Undo")
@@ -399,6 +402,8 @@ class MainWindow(QMainWindow):
             onnx.addAction(act)
         m.addAction(self.act_export_plot)
         m.addAction(self.act_export_csv)
+        m.addSeparator()
+        m.addAction(self.act_open_report)
         m.addSeparator()
         m.addAction(self.act_quit)
 
@@ -568,6 +573,13 @@ class MainWindow(QMainWindow):
         self.analyses.set_pair(pair)
         if self._colour_mode != "stage":
             self.set_colour_mode(self._colour_mode)
+
+    def _open_report_dialog(self) -> None:
+        if self.analyses is None:
+            self.show_status("The Analyses tab is not ready yet.", error=True)
+            return
+        self.tabs.setCurrentWidget(self.analyses_tab)
+        self.analyses.open_report_dialog()
 
     def _open_plan_from_analysis(self, text: str) -> None:
         if self.apply_plan_text(text):
