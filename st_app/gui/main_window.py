@@ -1162,6 +1162,10 @@ class MainWindow(QMainWindow):
         self.accuracy_panel.set_bn_mode(mode)
         self.settings.setValue("explore/bn", mode)
         self._request_accuracy()
+        if self._colour_mode != "stage" and self._importance is not None \
+                and self._importance["report"].get("bn") != mode:
+            self._importance = None  # the colours follow the BN setting the cards show
+            self.set_colour_mode(self._colour_mode)
 
     @property
     def bn_mode(self) -> str:

@@ -108,6 +108,13 @@ def test_block_importance_colours_the_graph(qtbot, window) -> None:  # noqa: ANN
     window.colour_box.setCurrentIndex(window.colour_box.findData("st"))  # cached: no new run
     assert panel.running is None
     assert window.graph.importance == pytest.approx(report["importance"]["st"])
+    # the colours follow the BN setting of the accuracy cards
+    with qtbot.waitSignal(panel.reportReady, timeout=60000) as recal:
+        window.set_bn_mode("recalibrate")
+    assert recal.args[1]["bn"] == "recalibrate" and "BN recalibrate" in window.graph.importance_title
+    assert window.graph.importance == pytest.approx(recal.args[1]["importance"]["st"])
+    window.set_bn_mode("main")
+    qtbot.waitUntil(lambda: panel.running is None and "BN main" in window.graph.importance_title, timeout=60000)
     window.set_colour_mode("stage")
     assert window.graph.importance is None
     # the page's buttons colour the graph too
