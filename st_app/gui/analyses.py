@@ -62,17 +62,19 @@ BN_CHOICES = [("main", "main net's (paper)"), ("recalibrate", "re-estimated per 
 class ModelPair:
     """The CT and ST checkpoints (and test data) an analysis runs on, or why there are none."""
 
-    def __init__(self, ct: Any = None, st: Any = None, data: Any = None, problem: str | None = None) -> None:
+    def __init__(self, ct: Any = None, st: Any = None, data: Any = None, problem: str | None = None,
+                 key: str | None = None) -> None:
         self.ct, self.st, self.data = ct, st, data
         self.problem = problem
-        self.key = "" if problem else f"{id(ct)}:{id(st)}"
+        # which loads these are (the window's slot keys are unique per load; ids could be reused)
+        self.key = "" if problem else (key or f"{id(ct)}:{id(st)}")
 
     @classmethod
     def from_slots(cls, slots: dict[str, Any]) -> "ModelPair":
         """From the main window's slot states (``checkpoint``, ``data``, ``data_error``)."""
-        missing = [s.upper() for s in ("ct", "st") if s not in slots]
+        missing = [{"ct": "a CT", "st": "an ST"}[s] for s in ("ct", "st") if s not in slots]
         if missing:
-            return cls(problem=f"Load a {' and an '.join(missing)} model first (File → Open, or the Train tab).")
+            return cls(problem=f"Load {' and '.join(missing)} model first (File → Open, or the Train tab).")
         ct, st = slots["ct"], slots["st"]
         for name, state in (("CT", ct), ("ST", st)):
             if state.data is None:
@@ -83,7 +85,7 @@ class ModelPair:
         if ct.model.config.arch != st.model.config.arch:
             return cls(problem=f"The CT model is a {ct.model.config.arch} and the ST model a "
                                f"{st.model.config.arch}; analyses need the same architecture.")
-        return cls(ct.checkpoint, st.checkpoint, ct.data)
+        return cls(ct.checkpoint, st.checkpoint, ct.data, key=f"{ct.key}:{st.key}")
 
     def describe(self) -> str:
         if self.problem:
