@@ -70,6 +70,15 @@ def _calibration(data: ImageData, bn: str, n: int, seed: int, always: bool = Fal
     return calibration_images(data.train_x, n, seed) if bn == "recalibrate" or always else None
 
 
+def _start(analysis: str, ct: Any, st: Any, data: ImageData, bn: str, calib_n: int, seed: int,
+           always_calibrate: bool = False) -> tuple[Tensor | None, dict[str, Any]]:
+    """Checks every CT-vs-ST analysis makes first; its calibration images and report header."""
+    _check_bn(bn)
+    check_same_architecture({"ct": ct.model, "st": st.model})
+    calib = _calibration(data, bn, calib_n, seed, always_calibrate)
+    return calib, _header(analysis, ct, st, data, bn, calib, seed)
+
+
 def loafing_report(
     ct: Any,
     st: Any,
@@ -88,10 +97,8 @@ def loafing_report(
     """Figure 2: each plan trained alone with the CT recipe vs inside CT and ST (both BN settings)."""
     from .loafing import loafing
 
-    _check_bn(bn)
-    check_same_architecture({"ct": ct.model, "st": st.model})
-    calib = _calibration(data, bn, calib_n, seed, always=True)  # cheap here: both BN settings are reported
-    head = _header("loafing", ct, st, data, bn, calib, seed)
+    # calibration images always: cheap here, and both BN settings are reported
+    calib, head = _start("loafing", ct, st, data, bn, calib_n, seed, always_calibrate=True)
     result = loafing(ct, st, data, plans=plans, epochs=epochs, bn=bn, calib_images=calib, device=device,
                      progress=progress, should_stop=should_stop,
                      partial=_headed(partial, head, calib_images=int(len(calib))))
@@ -114,10 +121,7 @@ def subnets_report(
     """Figure 5: every ordered sub-net (or a seeded sample of ``limit``), CT vs ST."""
     from .subnets import subnet_statistics
 
-    _check_bn(bn)
-    check_same_architecture({"ct": ct.model, "st": st.model})
-    calib = _calibration(data, bn, calib_n, seed)
-    head = _header("subnets", ct, st, data, bn, calib, seed)
+    calib, head = _start("subnets", ct, st, data, bn, calib_n, seed)
     result = subnet_statistics({"ct": ct.model, "st": st.model}, data.test_x, data.test_y, bn=bn,
                                calib_images=calib, limit=limit, seed=seed, progress=progress,
                                should_stop=should_stop, partial=_headed(partial, head))
@@ -142,10 +146,7 @@ def robustness_report(
     """Figure 6: delete one block, delete k random blocks, swap k random pairs; CT vs ST."""
     from .robustness import robustness
 
-    _check_bn(bn)
-    check_same_architecture({"ct": ct.model, "st": st.model})
-    calib = _calibration(data, bn, calib_n, seed)
-    head = _header("robustness", ct, st, data, bn, calib, seed)
+    calib, head = _start("robustness", ct, st, data, bn, calib_n, seed)
     result = robustness({"ct": ct.model, "st": st.model}, data.test_x, data.test_y, bn=bn, calib_images=calib,
                         max_k=max_k, repeats=repeats, max_swap_pairs=max_swaps, seed=seed, progress=progress,
                         should_stop=should_stop, partial=_headed(partial, head))
@@ -168,13 +169,10 @@ def importance_report(
     from .common import Steps
     from .robustness import block_importance
 
-    _check_bn(bn)
-    check_same_architecture({"ct": ct.model, "st": st.model})
-    calib = _calibration(data, bn, calib_n, seed)
+    calib, head = _start("importance", ct, st, data, bn, calib_n, seed)
     n_plans = ct.model.layout.num_blocks + 1
     steps = Steps(2 * n_plans, progress, should_stop)
-    report = {**_header("importance", ct, st, data, bn, calib, seed), "main": {}, "delete_one": {},
-              "importance": {}}
+    report = {**head, "main": {}, "delete_one": {}, "importance": {}}
     for k, (name, ck) in enumerate((("ct", ct), ("st", st))):
         steps.check()
         main, drops = block_importance(ck.model, data.test_x, data.test_y, bn=bn, calib_images=calib,
