@@ -128,16 +128,23 @@ class _PrefixCache:
         return x
 
     def put(self, key: tuple, x: Any) -> None:
+        """Keep ``x`` (a tensor, or a tuple/list of tensors) unless it is too big to be worth it."""
         if key in self.items:
             return
-        size = x.numel() * x.element_size()
+        size = _nbytes(x)
         if size > self.budget // 4:
             return
         self.items[key] = x
         self.used += size
         while self.used > self.budget and self.items:
             _, old = self.items.popitem(last=False)
-            self.used -= old.numel() * old.element_size()
+            self.used -= _nbytes(old)
+
+
+def _nbytes(x: Any) -> int:
+    if isinstance(x, (tuple, list)):
+        return sum(_nbytes(v) for v in x)
+    return int(x.numel() * x.element_size())
 
 
 def _passes(bn: str, n_test: int) -> list[_Pass]:
@@ -267,8 +274,10 @@ class AccuracyWorker(QObject):
     # ------------------------------------------------------------------- the work
     def _evaluate(self, snap: _Snapshot, plan: SubnetPlan, p: _Pass, req: _Request) -> float:
         x, y = snap.test_x, snap.test_y
-        if not p.n_calib and not p.n_test and snap.prefixes is not None:
-            return self._accuracy_from_prefixes(snap, plan)
+        if not p.n_test and snap.prefixes is not None:
+            if not p.n_calib:
+                return self._accuracy_from_prefixes(snap, plan)
+            return self._recalibrated_from_prefixes(snap, plan, p.n_calib, req)
         if p.n_test:
             x, y = x[: p.n_test], y[: p.n_test]
         calib = snap.calib[: p.n_calib] if p.n_calib else None
@@ -306,6 +315,75 @@ class AccuracyWorker(QObject):
                 cache.put(tuple(ops[: n + 1]), x)
             pred = model.forward_head(x).argmax(dim=1)
         return 100.0 * float((pred == snap.test_y).sum()) / max(1, len(snap.test_y))
+
+    def _recalibrated_from_prefixes(self, snap: _Snapshot, plan: SubnetPlan, n_calib: int, req: _Request) -> float:
+        """Recalibrated-BN accuracy of ``plan``, reusing the work of shared prefixes.
+
+        Exactly ``core.evaluate.accuracy(bn="recalibrate")``: BN statistics re-estimated as a
+        cumulative average over the calibration images in batches of ``CALIB_BATCH`` (train
+        mode), then the test set in eval mode. In train mode a layer normalises with the
+        batch's own statistics, so the calibration activations after a chain of operations,
+        and the statistics each operation re-estimates, depend on that chain alone: a prefix
+        cached once (per batch of calibration images, plus the test activations it leads to)
+        serves every plan that starts the same way. The model's main statistics are restored.
+        """
+        from st_app.core.evaluate import bn_state
+        from st_app.core.experiments.prefix_sweep import CALIB_BATCH, plan_ops
+
+        torch = self._ensure_torch()
+        model, cache = snap.model, snap.prefixes
+        ops = plan_ops(model, plan)
+        calib = snap.calib[:n_calib]
+
+        def check() -> None:
+            with self._lock:
+                if self._latest == -1 or self._latest != req.id:
+                    raise _Cancelled
+
+        def key(n: int) -> tuple:
+            return ("recal", n_calib, ops[:n])
+
+        start, entry = 0, None
+        for n in range(len(ops), 0, -1):
+            entry = cache.get(key(n))
+            if entry is not None:
+                start = n
+                break
+        with torch.no_grad(), bn_state(model):
+            if entry is None:
+                batches = [calib[i : i + CALIB_BATCH] for i in range(0, len(calib), CALIB_BATCH)]
+                entry = self._recalibrate_op(model, None, batches, snap.test_x)
+                cache.put(key(0), entry)
+            for n in range(start, len(ops)):
+                check()
+                entry = self._recalibrate_op(model, ops[n], entry[0], entry[1])
+                cache.put(key(n + 1), entry)
+            model.eval()
+            pred = model.forward_head(entry[1]).argmax(dim=1)
+        return 100.0 * float((pred == snap.test_y).sum()) / max(1, len(snap.test_y))
+
+    @staticmethod
+    def _recalibrate_op(model: Any, op: Any, calib_in: list, test_in: Any) -> tuple[list, Any]:
+        """One operation (None: the stem): re-estimate its BN statistics, then run the test set."""
+        from torch.nn.modules.batchnorm import _BatchNorm  # torch is loaded by now (worker thread)
+
+        if op is None:
+            layers, run = [model.bn1], model.forward_stem
+        else:
+            kind, b = op
+            block = model.blocks[b]
+            module = block.downsample if kind == "proj" else block
+            layers = [m for m in module.modules() if isinstance(m, _BatchNorm)]
+
+            def run(x: Any) -> Any:
+                return block(x, run_branch=(kind == "block"))
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average, as recalibrate_bn
+        model.train()
+        calib_out = [run(x) for x in calib_in]
+        model.eval()
+        return calib_out, run(test_in)
 
     def _accuracy(self, model: Any, plan: SubnetPlan | None, x: Any, y: Any, calib: Any | None,
                   req: _Request | None) -> float:

@@ -515,3 +515,51 @@ def test_training_exports_through_the_file_menu(qtbot, make_window, tmp_path, mo
         monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, t=target, f=filt, **k: (str(t), f)))
         act.trigger()
         assert target.exists() and target.stat().st_size > 0, suffix
+
+
+def test_recalibrated_prefix_cache_matches_the_engine(tiny_runs) -> None:
+    """Recalibrated BN through cached prefixes equals core accuracy(bn="recalibrate") for every plan.
+
+    The plans come one after another as clicks would, so later ones reuse earlier prefixes
+    (swapped orders, dropped entry blocks and empty stages included).
+    """
+    import random
+
+    from st_app.core.checkpoint import load_checkpoint
+    from st_app.core.data import load_dataset
+    from st_app.core.evaluate import accuracy, calibration_images
+    from st_app.core.plan import SubnetPlan
+    from st_app.gui.accuracy import CALIB_QUICK, AccuracyWorker, ModelPayload, _Request
+
+    ck = load_checkpoint(tiny_runs["st"])
+    data = load_dataset("digits")
+    worker = AccuracyWorker()
+    results = []
+    worker.resultReady.connect(results.append)
+    worker.post_model(ModelPayload("st", "st#1", ck.model, data.test_x, data.test_y, data.train_x))
+    layout = ck.model.layout
+    rng = random.Random(3)
+    texts = ("0,1,2|3,4,5|6,7,8", "0,1,2|3,4,5|6,7", "0,1,2|3,4|6,7", "0,1|3,4|6,7", "0,1|4|7", "|4,5|7",
+             "0,1,2||", "2,0,1|3,5,4|6,8,7", "2,0,1|3,5,4|6,8")
+    plans = [SubnetPlan.parse(t, layout) for t in texts] + [SubnetPlan.sample(layout, rng) for _ in range(3)]
+    calib = calibration_images(data.train_x, 1000)
+    for i, plan in enumerate(plans, start=1):
+        results.clear()
+        worker.post(_Request(i, plan, "recalibrate"))
+        worker.process()
+        estimate, final = results
+        for res, n in ((estimate, CALIB_QUICK), (final, 1000)):
+            expected = accuracy(ck.model, plan, data.test_x, data.test_y, bn="recalibrate", calib_images=calib[:n])
+            assert res.accuracy == pytest.approx(expected, abs=1e-4), (plan, n)  # the same images right
+    snap = worker._snapshots["st"]
+    assert snap.prefixes is not None and any(k[0] == "recal" for k in snap.prefixes.items)
+    # the snapshot keeps the main network's statistics (main-BN answers are unchanged)
+    results.clear()
+    worker.post(_Request(1000, plans[3], "main"))
+    worker.process()
+    assert results[-1].accuracy == pytest.approx(accuracy(ck.model, plans[3], data.test_x, data.test_y), abs=1e-4)
+    import torch
+
+    reference = ck.model.state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in snap.model.state_dict().items())
+    assert not snap.model.training
