@@ -927,6 +927,9 @@ class AnalysesPanel(QWidget):
     def _on_finished(self, name: str, report: dict) -> None:
         page = self.pages[name]
         page.on_finished(report, self._elapsed_s())
+        if page.needs_models and self.job_pair.get(name) != self.pair.key:
+            page.status.setText("Finished, on the models loaded when it started; they have changed since "
+                                "(the Report tab names the checkpoints). Run again for the current ones.")
         self._refresh_buttons()
         self.statusMessage.emit(f"{page.title}: finished.", False)
         self.reportReady.emit(name, report)

@@ -303,3 +303,16 @@ def test_save_dialog_asks_before_replacing_a_report(qtbot, window, tmp_path: Pat
     answer[0] = QMessageBox.StandardButton.Yes
     page.save_dialog()
     assert json.loads((tmp_path / "importance.json").read_text())["importance"] == json.loads(saved)["importance"]
+
+
+def test_a_result_computed_on_replaced_models_says_so(qtbot, window) -> None:  # noqa: ANN001
+    panel = window.analyses
+    page = panel.page("robustness")
+    with qtbot.waitSignal(panel.runner.progress, timeout=30000):
+        assert panel.run("robustness", max_k=8, repeats=100, max_swaps=3)
+    ct_path = window._slots["ct"].checkpoint.path
+    assert window.open_checkpoint(ct_path, "ct")  # a new load while the analysis runs
+    with qtbot.waitSignal(panel.reportReady, timeout=120000) as sig:
+        pass
+    assert sig.args[1]["checkpoints"]["ct"]["path"] == str(ct_path)
+    assert "changed since" in page.status.text()
