@@ -215,6 +215,7 @@ class AnalysisPage(QWidget):
     title = ""
     intro = ""
     needs_models = True
+    always_calibrates = False  # True: the report gives both BN settings, so calibration images always count
     runRequested = Signal(str)
     cancelRequested = Signal()
 
@@ -340,8 +341,9 @@ class AnalysisPage(QWidget):
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Seed of the calibration subset, samples and random draws: same seed, same result")
         self.form.addRow("Seed:", self.seed)
-        self.bn.currentIndexChanged.connect(lambda _i: self.calib.setEnabled(self.bn_mode() == "recalibrate"))
-        self.calib.setEnabled(False)
+        if not self.always_calibrates:  # the images matter only with recalibrated statistics
+            self.bn.currentIndexChanged.connect(lambda _i: self.calib.setEnabled(self.bn_mode() == "recalibrate"))
+            self.calib.setEnabled(False)
 
     def extra_buttons(self, row: QHBoxLayout) -> None:
         """Room for page-specific buttons next to Run."""
@@ -515,6 +517,7 @@ def _esc(text: str) -> str:
 class LoafingPage(AnalysisPage):
     name = "loafing"
     title = "Loafing"
+    always_calibrates = True
     intro = ("Paper figure 2. Each chosen ordered sub-network is trained <i>alone</i> with the CT run's own "
              "recipe and compared with the same sub-network evaluated inside the CT and inside the ST model. "
              "A sub-net that does much better alone than inside CT was <i>loafing</i>: it relied on the blocks "
