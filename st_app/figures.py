@@ -333,6 +333,20 @@ def loafing_charts(report: Mapping[str, Any]) -> list[Chart]:
                   "accuracy (%)", lambda p: draw_bars(p, cats, series, colors=colors))]
 
 
+def _mean_lines(plot: Any, stats: Mapping[str, tuple[float, float, float]]) -> None:
+    """A dashed line at each series' mean, labelled with mean +- std and the minimum."""
+    pg = _pg()
+    for i, (name, (mean, std, low)) in enumerate(stats.items()):
+        if not np.isfinite(mean):
+            continue
+        c = color(name, i)
+        line = pg.InfiniteLine(pos=mean, angle=0, pen=pg.mkPen(c, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
+                               label=f"{label(name)}: {mean:.1f} ± {std:.1f}, min {low:.1f}",
+                               # under the line, where the sorted curves (rising to the right) are not
+                               labelOpts={"position": 0.68 - 0.33 * i, "color": c, "anchors": [(0, 0), (0, 0)]})
+        plot.addItem(line)
+
+
 def subnets_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "st")) -> list[Chart]:
     """Sorted-accuracy curves and histograms of all sub-nets, CT vs ST (paper figure 5)."""
     names = [n for n in names if n in report]
@@ -343,9 +357,15 @@ def subnets_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "st"
     hist = {n: [r["accuracy"] for r in report[n]["results"]] for n in names}
     bn = report.get("bn", "?")
     count = report.get("n_plans", len(next(iter(sorted_series.values()))[0]) if sorted_series else 0)
+    stats = {n: (float(report[n]["mean"]), float(report[n]["std"]), float(report[n]["min"])) for n in names}
+
+    def draw_sorted(p: Any) -> None:
+        draw_lines(p, sorted_series, symbols=count <= 60, legend="bottom-right")
+        _mean_lines(p, stats)
+
     return [
         Chart("_sorted", f"All {count} sub-nets, sorted (BN: {bn})", "rank (worst to best)", "accuracy (%)",
-              lambda p: draw_lines(p, sorted_series, symbols=count <= 60, legend="bottom-right")),
+              draw_sorted),
         Chart("_hist", f"Distribution of sub-net accuracy (BN: {bn})", "accuracy (%)", "sub-networks",
               lambda p: draw_histogram(p, hist)),
     ]
