@@ -343,7 +343,7 @@ def _mean_lines(plot: Any, stats: Mapping[str, tuple[float, float, float]]) -> N
         line = pg.InfiniteLine(pos=mean, angle=0, pen=pg.mkPen(c, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
                                label=f"{label(name)}: {mean:.1f} ± {std:.1f}, min {low:.1f}",
                                # under the line, where the sorted curves (rising to the right) are not
-                               labelOpts={"position": 0.68 - 0.33 * i, "color": c, "anchors": [(0, 0), (0, 0)]})
+                               labelOpts={"position": 0.45 - 0.15 * i, "color": c, "anchors": [(0, 0), (0, 0)]})
         plot.addItem(line)
 
 

@@ -112,6 +112,8 @@ class ResultView(QTabWidget):
         self.grid = QGridLayout(self.figures)
         self.grid.setContentsMargins(0, 4, 0, 0)
         self.grid.setSpacing(6)
+        for col in (0, 1):  # two equal columns whatever the charts' contents want
+            self.grid.setColumnStretch(col, 1)
         self.table = QTableWidget()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
