@@ -29,7 +29,7 @@ BN_TOOLTIP = (
     "activations those statistics describe, so this measures how well the sub-net works "
     "<i>as it sits inside the big net</i>. CT nets lose a lot here (network loafing); ST nets much less.<br><br>"
     "<b>Recalibrated for this sub-net</b>: the statistics are re-estimated on 1000 training "
-    "images running only this sub-net (a quick 256-image estimate shows first). This repairs "
+    "images running only this sub-net (a quick 256-image estimate may show first). This repairs "
     "the statistics, not the weights, so it shows what the sub-net's weights can do on their own. "
     "The difference between the two numbers is the part of the drop caused by mismatched statistics."
 )
