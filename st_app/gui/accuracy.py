@@ -127,6 +127,14 @@ class _PrefixCache:
             self.items.move_to_end(key)
         return x
 
+    def longest(self, key: Any, length: int, shortest: int = 0) -> tuple[int, Any | None]:
+        """The longest cached prefix ``key(n)``, ``length >= n >= shortest``: ``(n, value)``, or ``(0, None)``."""
+        for n in range(length, shortest - 1, -1):
+            x = self.get(key(n))
+            if x is not None:
+                return n, x
+        return 0, None
+
     def put(self, key: tuple, x: Any) -> None:
         """Keep ``x`` (a tensor, or a tuple/list of tensors) unless it is too big to be worth it."""
         if key in self.items:
@@ -139,6 +147,11 @@ class _PrefixCache:
         while self.used > self.budget and self.items:
             _, old = self.items.popitem(last=False)
             self.used -= _nbytes(old)
+
+
+def _recal_key(n_calib: int, ops: tuple) -> tuple:
+    """Cache key of a recalibrated prefix: (calibration activations per batch, test activations)."""
+    return ("recal", n_calib, ops)
 
 
 def _nbytes(x: Any) -> int:
@@ -290,29 +303,19 @@ class AccuracyWorker(QObject):
         projection of a dropped shape-changing entry block, then the active blocks in plan
         order, then the head), in eval mode.
         """
+        from st_app.core.experiments.prefix_sweep import plan_ops, run_op
+
         torch = self._ensure_torch()
         model, cache = snap.model, snap.prefixes
-        ops: list[tuple[str, int]] = []
-        for s, blocks in enumerate(plan.stages):
-            entry = model.layout.stages[s][0]
-            if entry not in blocks and model.blocks[entry].downsample is not None:
-                ops.append(("projection", entry))
-            ops.extend(("block", b) for b in blocks)
-        # longest cached prefix
-        start, x = 0, None
-        for n in range(len(ops), -1, -1):
-            x = cache.get(tuple(ops[:n]))
-            if x is not None:
-                start = n
-                break
+        ops = plan_ops(model, plan)
+        start, x = cache.longest(lambda n: ops[:n], len(ops))
         with torch.no_grad():
             if x is None:
-                x = model.forward_stem(snap.test_x)
+                x = run_op(model, None, snap.test_x)
                 cache.put((), x)
             for n in range(start, len(ops)):
-                kind, b = ops[n]
-                x = model.blocks[b](x, run_branch=False) if kind == "projection" else model.blocks[b](x)
-                cache.put(tuple(ops[: n + 1]), x)
+                x = run_op(model, ops[n], x)
+                cache.put(ops[: n + 1], x)
             pred = model.forward_head(x).argmax(dim=1)
         return 100.0 * float((pred == snap.test_y).sum()) / max(1, len(snap.test_y))
 
@@ -334,30 +337,16 @@ class AccuracyWorker(QObject):
         model, cache = snap.model, snap.prefixes
         ops = plan_ops(model, plan)
         calib = snap.calib[:n_calib]
-
-        def check() -> None:
-            with self._lock:
-                if self._latest == -1 or self._latest != req.id:
-                    raise _Cancelled
-
-        def key(n: int) -> tuple:
-            return ("recal", n_calib, ops[:n])
-
-        start, entry = 0, None
-        for n in range(len(ops), 0, -1):
-            entry = cache.get(key(n))
-            if entry is not None:
-                start = n
-                break
+        start, entry = cache.longest(lambda n: _recal_key(n_calib, ops[:n]), len(ops))
         with torch.no_grad(), bn_state(model):
             if entry is None:
                 batches = [calib[i : i + CALIB_BATCH] for i in range(0, len(calib), CALIB_BATCH)]
                 entry = self._recalibrate_op(model, None, batches, snap.test_x)
-                cache.put(key(0), entry)
+                cache.put(_recal_key(n_calib, ()), entry)
             for n in range(start, len(ops)):
-                check()
+                self._check_current(req)
                 entry = self._recalibrate_op(model, ops[n], entry[0], entry[1])
-                cache.put(key(n + 1), entry)
+                cache.put(_recal_key(n_calib, ops[: n + 1]), entry)
             model.eval()
             pred = model.forward_head(entry[1]).argmax(dim=1)
         return 100.0 * float((pred == snap.test_y).sum()) / max(1, len(snap.test_y))
@@ -370,32 +359,22 @@ class AccuracyWorker(QObject):
         from st_app.core.experiments.prefix_sweep import plan_ops
 
         ops = plan_ops(snap.model, plan)
-        half = (len(ops) + 1) // 2
-        return any(("recal", final.n_calib, ops[:n]) in snap.prefixes.items for n in range(len(ops), half - 1, -1)
-                   if n > 0)
+        _, entry = snap.prefixes.longest(lambda n: _recal_key(final.n_calib, ops[:n]), len(ops),
+                                         shortest=max(1, (len(ops) + 1) // 2))
+        return entry is not None
 
     @staticmethod
     def _recalibrate_op(model: Any, op: Any, calib_in: list, test_in: Any) -> tuple[list, Any]:
         """One operation (None: the stem): re-estimate its BN statistics, then run the test set."""
-        from torch.nn.modules.batchnorm import _BatchNorm  # torch is loaded by now (worker thread)
+        from st_app.core.experiments.prefix_sweep import op_bn_layers, run_op
 
-        if op is None:
-            layers, run = [model.bn1], model.forward_stem
-        else:
-            kind, b = op
-            block = model.blocks[b]
-            module = block.downsample if kind == "proj" else block
-            layers = [m for m in module.modules() if isinstance(m, _BatchNorm)]
-
-            def run(x: Any) -> Any:
-                return block(x, run_branch=(kind == "block"))
-        for m in layers:
+        for m in op_bn_layers(model, op):
             m.reset_running_stats()
             m.momentum = None  # cumulative average, as recalibrate_bn
         model.train()
-        calib_out = [run(x) for x in calib_in]
+        calib_out = [run_op(model, op, x) for x in calib_in]
         model.eval()
-        return calib_out, run(test_in)
+        return calib_out, run_op(model, op, test_in)
 
     def _accuracy(self, model: Any, plan: SubnetPlan | None, x: Any, y: Any, calib: Any | None,
                   req: _Request | None) -> float:
@@ -407,15 +386,16 @@ class AccuracyWorker(QObject):
         from st_app.core.evaluate import accuracy
 
         self._ensure_torch()
-
-        def check() -> None:
-            with self._lock:
-                stale = self._latest == -1 or (req is not None and self._latest != req.id)
-            if stale:
-                raise _Cancelled
-
         bn = "main" if calib is None else "recalibrate"
-        return accuracy(model, plan, x, y, bn=bn, calib_images=calib, batch_size=CHUNK, before_batch=check)
+        return accuracy(model, plan, x, y, bn=bn, calib_images=calib, batch_size=CHUNK,
+                        before_batch=lambda: self._check_current(req))
+
+    def _check_current(self, req: _Request | None) -> None:
+        """Raise ``_Cancelled`` once ``req`` is superseded (or the app is closing)."""
+        with self._lock:
+            stale = self._latest == -1 or (req is not None and self._latest != req.id)
+        if stale:
+            raise _Cancelled
 
     def _run(self, req: _Request) -> None:
         snaps = [(slot, s) for slot, s in self._snapshots.items() if s.test_x is not None]

@@ -32,7 +32,7 @@ from ..models import ResidualNet
 from ..plan import SubnetPlan, ordered_space
 from .common import Progress, ShouldStop
 
-__all__ = ["prefix_sweep", "tree_sweep", "tree_logits", "plan_ops", "count_tree_nodes"]
+__all__ = ["prefix_sweep", "tree_sweep", "tree_logits", "plan_ops", "op_bn_layers", "run_op", "count_tree_nodes"]
 
 #: batch sizes of :func:`recalibrate_bn` and of ``accuracy``'s prediction loop; using the
 #: same split is what makes the tree's numbers identical to the per-plan ones.
@@ -66,6 +66,23 @@ def plan_ops(model: ResidualNet, plan: SubnetPlan) -> tuple[Op, ...]:
             ops.append(("proj", entry))
         ops.extend(("block", b) for b in blocks)
     return tuple(ops)
+
+
+def op_bn_layers(model: ResidualNet, op: Op | None) -> list[nn.modules.batchnorm._BatchNorm]:
+    """BN layers whose statistics an op's forward uses (None: the stem)."""
+    if op is None:
+        return _bn_layers(model.bn1)
+    if op[0] == "proj":
+        return _bn_layers(model.blocks[op[1]].downsample)  # type: ignore[arg-type]
+    return _bn_layers(model.blocks[op[1]])
+
+
+def run_op(model: ResidualNet, op: Op | None, x: Tensor) -> Tensor:
+    """One operation of a plan's forward (None: the stem), as ``ResidualNet.forward`` runs it."""
+    if op is None:
+        return model.forward_stem(x)
+    kind, b = op
+    return model.blocks[b](x, run_branch=(kind == "block"))
 
 
 def _first_stage_ops(model: ResidualNet, ops: tuple[Op, ...]) -> tuple[Op, ...]:
@@ -119,21 +136,11 @@ class _Engine:
     def bns(self, op: Op | None) -> list[nn.modules.batchnorm._BatchNorm]:
         """BN layers whose statistics an op's forward uses (root: the stem)."""
         if op not in self._bn_cache:
-            m = self.model
-            if op is None:
-                layers = _bn_layers(m.bn1)
-            elif op[0] == "proj":
-                layers = _bn_layers(m.blocks[op[1]].downsample)  # type: ignore[arg-type]
-            else:
-                layers = _bn_layers(m.blocks[op[1]])
-            self._bn_cache[op] = layers
+            self._bn_cache[op] = op_bn_layers(self.model, op)
         return self._bn_cache[op]
 
     def run(self, op: Op | None, x: Tensor) -> Tensor:
-        if op is None:
-            return self.model.forward_stem(x)
-        kind, b = op
-        return self.model.blocks[b](x, run_branch=(kind == "block"))
+        return run_op(self.model, op, x)
 
     def load(self, node: _Node) -> None:
         assert node.bn_saved is not None
