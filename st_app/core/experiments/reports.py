@@ -167,7 +167,7 @@ def importance_report(
 ) -> dict[str, Any]:
     """Figure 6a alone: accuracy lost when each block alone is deleted, CT and ST (the graph's colours)."""
     from .common import Steps
-    from .robustness import block_importance
+    from .robustness import delete_one_accuracies
 
     calib, head = _start("importance", ct, st, data, bn, calib_n, seed)
     n_plans = ct.model.layout.num_blocks + 1
@@ -175,13 +175,12 @@ def importance_report(
     report = {**head, "main": {}, "delete_one": {}, "importance": {}}
     for k, (name, ck) in enumerate((("ct", ct), ("st", st))):
         steps.check()
-        main, drops = block_importance(ck.model, data.test_x, data.test_y, bn=bn, calib_images=calib,
-                                       progress=steps.sub(k * n_plans), should_stop=should_stop,
-                                       with_main=True)
+        main, without = delete_one_accuracies(ck.model, data.test_x, data.test_y, bn=bn, calib_images=calib,
+                                              progress=steps.sub(k * n_plans), should_stop=should_stop)
         report["main"][name] = round(main, 4)
-        report["importance"][name] = [round(d, 4) for d in drops]
-        report["delete_one"][name] = [{"block": b, "accuracy": round(main - d, 4), "drop": round(d, 4)}
-                                      for b, d in enumerate(drops)]
+        report["importance"][name] = [round(main - a, 4) for a in without]
+        report["delete_one"][name] = [{"block": b, "accuracy": round(a, 4), "drop": round(main - a, 4)}
+                                      for b, a in enumerate(without)]
         if partial is not None and name == "ct":
             partial(copy.deepcopy(report))
     return report

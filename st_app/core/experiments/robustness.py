@@ -26,6 +26,7 @@ __all__ = [
     "RobustnessReport",
     "block_importance",
     "deletable_blocks",
+    "delete_one_accuracies",
     "draw_deletions",
     "draw_swaps",
     "max_swaps",
@@ -224,6 +225,27 @@ def robustness(
     return report
 
 
+def delete_one_accuracies(
+    model: ResidualNet,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    bn: str = "main",
+    calib_images: Tensor | None = None,
+    progress: Progress = None,
+    should_stop: ShouldStop = None,
+) -> tuple[float, list[float]]:
+    """The main net's accuracy and, per block, the accuracy with that block alone deleted."""
+    layout = model.layout
+    full = layout.full_plan()
+    plans = [full, *(full.delete(b) for b in deletable_blocks(layout))]
+    result = tree_sweep(model, plans, images, labels, bn=bn, calib_images=calib_images,
+                        progress=progress, should_stop=should_stop)
+    if len(result.results) < len(plans):
+        raise ExperimentCancelled("block importance cancelled")
+    return result.results[0].accuracy, [r.accuracy for r in result.results[1:]]
+
+
 def block_importance(
     model: ResidualNet,
     images: Tensor,
@@ -233,19 +255,8 @@ def block_importance(
     calib_images: Tensor | None = None,
     progress: Progress = None,
     should_stop: ShouldStop = None,
-    with_main: bool = False,
-) -> Any:
-    """Per block, the accuracy drop in points when that block alone is deleted from the main net.
-
-    With ``with_main`` returns ``(main accuracy, drops)``: the reference both come from.
-    """
-    layout = model.layout
-    full = layout.full_plan()
-    plans = [full, *(full.delete(b) for b in deletable_blocks(layout))]
-    result = tree_sweep(model, plans, images, labels, bn=bn, calib_images=calib_images,
-                        progress=progress, should_stop=should_stop)
-    if len(result.results) < len(plans):
-        raise ExperimentCancelled("block importance cancelled")
-    main = result.results[0].accuracy
-    drops = [main - r.accuracy for r in result.results[1:]]
-    return (main, drops) if with_main else drops
+) -> list[float]:
+    """Per block, the accuracy drop in points when that block alone is deleted from the main net."""
+    main, without = delete_one_accuracies(model, images, labels, bn=bn, calib_images=calib_images,
+                                          progress=progress, should_stop=should_stop)
+    return [main - a for a in without]
