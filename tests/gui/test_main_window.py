@@ -451,22 +451,30 @@ def test_no_stray_windows_left(qtbot) -> None:
 
 
 # ----------------------------------------------------------------- the accuracy worker
+def _worker_on(run, slot: str):  # noqa: ANN001, ANN202
+    """An AccuracyWorker (driven by hand, no thread) on a tiny run and digits; its results list."""
+    from st_app.core.checkpoint import load_checkpoint
+    from st_app.core.data import load_dataset
+    from st_app.gui.accuracy import AccuracyWorker, ModelPayload
+
+    ck = load_checkpoint(run)
+    data = load_dataset("digits")
+    worker = AccuracyWorker()
+    results: list = []
+    worker.resultReady.connect(results.append)
+    worker.post_model(ModelPayload(slot, f"{slot}#1", ck.model, data.test_x, data.test_y, data.train_x))
+    return ck, data, worker, results
+
+
 def test_accuracy_worker_matches_the_engine_and_drops_stale_requests(tiny_runs) -> None:
     """Cached-prefix and recalibrated evaluations agree with core.evaluate.accuracy."""
     import random
 
-    from st_app.core.checkpoint import load_checkpoint
-    from st_app.core.data import load_dataset
     from st_app.core.evaluate import accuracy, calibration_images
     from st_app.core.plan import SubnetPlan
-    from st_app.gui.accuracy import AccuracyWorker, ModelPayload, _Request
+    from st_app.gui.accuracy import _Request
 
-    ck = load_checkpoint(tiny_runs["ct"])
-    data = load_dataset("digits")
-    worker = AccuracyWorker()
-    results = []
-    worker.resultReady.connect(results.append)
-    worker.post_model(ModelPayload("ct", "ct#1", ck.model, data.test_x, data.test_y, data.train_x))
+    ck, data, worker, results = _worker_on(tiny_runs["ct"], "ct")
     layout = ck.model.layout
     rng = random.Random(1)
     plans = [SubnetPlan.parse(t, layout) for t in ("0,1,2|3,4,5|6,7,8", "|4,5|7", "0|3|6", "2,0,1|3,5,4|6,8,7",
@@ -525,18 +533,11 @@ def test_recalibrated_prefix_cache_matches_the_engine(tiny_runs) -> None:
     """
     import random
 
-    from st_app.core.checkpoint import load_checkpoint
-    from st_app.core.data import load_dataset
     from st_app.core.evaluate import accuracy, calibration_images
     from st_app.core.plan import SubnetPlan
-    from st_app.gui.accuracy import CALIB_QUICK, AccuracyWorker, ModelPayload, _Request
+    from st_app.gui.accuracy import CALIB_QUICK, _Request
 
-    ck = load_checkpoint(tiny_runs["st"])
-    data = load_dataset("digits")
-    worker = AccuracyWorker()
-    results = []
-    worker.resultReady.connect(results.append)
-    worker.post_model(ModelPayload("st", "st#1", ck.model, data.test_x, data.test_y, data.train_x))
+    ck, data, worker, results = _worker_on(tiny_runs["st"], "st")
     layout = ck.model.layout
     rng = random.Random(3)
     texts = ("0,1,2|3,4,5|6,7,8", "0,1,2|3,4,5|6,7", "0,1,2|3,4|6,7", "0,1|3,4|6,7", "0,1|4|7", "|4,5|7",
