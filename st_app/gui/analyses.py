@@ -225,6 +225,7 @@ class AnalysisPage(QWidget):
         super().__init__(parent)
         self.settings = settings
         self.pair = ModelPair(problem="No models loaded yet.")
+        self.fields: dict[str, tuple[QWidget, bool]] = {}
         self.complete_report: dict[str, Any] | None = None
         self.showing_partial = False
         self.setObjectName(f"analysisPage_{self.name}")
@@ -332,17 +333,17 @@ class AnalysisPage(QWidget):
             self.bn.addItem(text, key)
         self.bn.setToolTip("BN statistics of each sub-network: the main net's (paper) or re-estimated from "
                            "training images (removes the BN mismatch, leaving what the weights learned)")
-        self.form.addRow("BN statistics:", self.bn)
+        self.form.addRow("BN statistics:", self.field("bn", self.bn))
         self.calib = QSpinBox()
         self.calib.setRange(16, 100000)
         self.calib.setValue(1000)
         self.calib.setSingleStep(100)
         self.calib.setToolTip("Training images used to re-estimate BN statistics (recalibrated BN only)")
-        self.form.addRow("Calibration images:", self.calib)
+        self.form.addRow("Calibration images:", self.field("calib_n", self.calib))
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Seed of the calibration subset, samples and random draws: same seed, same result")
-        self.form.addRow("Seed:", self.seed)
+        self.form.addRow("Seed:", self.field("seed", self.seed))
         if not self.always_calibrates:  # the images matter only with recalibrated statistics
             self.bn.currentIndexChanged.connect(lambda _i: self.calib.setEnabled(self.bn_mode() == "recalibrate"))
             self.calib.setEnabled(False)
@@ -350,8 +351,16 @@ class AnalysisPage(QWidget):
     def extra_buttons(self, row: QHBoxLayout) -> None:
         """Room for page-specific buttons next to Run."""
 
+    def field(self, key: str, widget: QWidget, empty_ok: bool = False) -> QWidget:
+        """Register a settings widget: ``options()`` reads it, ``apply_settings()`` writes it.
+
+        ``empty_ok``: an empty text is a value (a line edit whose empty means "the default").
+        """
+        self.fields[key] = (widget, empty_ok)
+        return widget
+
     def options(self) -> dict[str, Any]:
-        return {"bn": self.bn_mode(), "calib_n": self.calib.value(), "seed": self.seed.value()}
+        return {key: _read(widget) for key, (widget, _) in self.fields.items()}
 
     def make_job(self, pair: ModelPair) -> Callable[..., dict]:
         raise NotImplementedError
@@ -396,11 +405,10 @@ class AnalysisPage(QWidget):
         self.apply_settings(values if isinstance(values, dict) else {})
 
     def apply_settings(self, values: dict[str, Any]) -> None:
-        if values.get("bn") in ("main", "recalibrate"):
-            self.set_bn_mode(values["bn"])
-        for key, box in (("calib_n", self.calib), ("seed", self.seed)):
-            if isinstance(values.get(key), int):
-                box.setValue(values[key])
+        """Set the registered widgets from ``values``; a value of the wrong kind is ignored."""
+        for key, (widget, empty_ok) in self.fields.items():
+            if key in values:
+                _write(widget, values[key], empty_ok)
 
     def save_settings(self) -> None:
         self.settings.setValue(f"analyses/{self.name}", json.dumps(self.settings_values()))
@@ -503,6 +511,42 @@ class AnalysisPage(QWidget):
             QGuiApplication.clipboard().setText("\n".join(summary_lines(self.result.report)))
 
 
+def _read(widget: QWidget) -> Any:
+    """A settings widget's value: combo data (else its text), number, check state or stripped text."""
+    if isinstance(widget, QComboBox):
+        data = widget.currentData()
+        return widget.currentText().strip() if data is None else data
+    if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        return widget.value()
+    if isinstance(widget, QCheckBox):
+        return widget.isChecked()
+    return widget.text().strip()  # QLineEdit
+
+
+def _write(widget: QWidget, value: Any, empty_ok: bool) -> None:
+    """Set a settings widget from a stored value of the widget's own kind; anything else is ignored."""
+    if isinstance(widget, QComboBox):
+        if not isinstance(value, str) or not (value or empty_ok):
+            return
+        keyed = widget.count() and widget.itemData(0) is not None  # items carry keys: match those only
+        i = widget.findData(value) if keyed else widget.findText(value)
+        if i >= 0:
+            widget.setCurrentIndex(i)
+        elif widget.isEditable():
+            widget.setCurrentText(value)
+    elif isinstance(widget, QSpinBox):
+        if isinstance(value, int):
+            widget.setValue(value)
+    elif isinstance(widget, QDoubleSpinBox):
+        if isinstance(value, float):
+            widget.setValue(value)
+    elif isinstance(widget, QCheckBox):
+        if isinstance(value, bool):
+            widget.setChecked(value)
+    elif isinstance(value, str) and (value or empty_ok):  # QLineEdit
+        widget.setText(value)
+
+
 def _grid_cell(i: int, n: int) -> tuple[int, int, int]:
     """Row, column and column span of chart ``i`` of ``n``: two per row, an odd first one full width."""
     if n % 2 == 1:
@@ -531,13 +575,13 @@ class LoafingPage(AnalysisPage):
         self.plans.setMinimumWidth(260)
         self.plans.setToolTip("Sub-networks separated by ';' in the plan text (e.g. 0|3|6; 0,1|3,4|6,7) or "
                               "depths:1,2,1; empty: the smallest ordered sub-net and two others")
-        self.form.addRow("Sub-networks:", self.plans)
+        self.form.addRow("Sub-networks:", self.field("plans", self.plans, empty_ok=True))
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 10000)
         self.epochs.setSpecialValueText("the CT recipe's")
         self.epochs.setToolTip("Train the alone-nets this many epochs instead of the CT run's (the report "
                                "records the override)")
-        self.form.addRow("Epochs alone:", self.epochs)
+        self.form.addRow("Epochs alone:", self.field("epochs", self.epochs))
         super().build_form()
         self.current_plan = ""
 
@@ -556,16 +600,6 @@ class LoafingPage(AnalysisPage):
         if self.current_plan not in parts:
             parts.append(self.current_plan)
         self.plans.setText("; ".join(parts))
-
-    def options(self) -> dict[str, Any]:
-        return {**super().options(), "plans": self.plans.text().strip(), "epochs": self.epochs.value()}
-
-    def apply_settings(self, values: dict[str, Any]) -> None:
-        super().apply_settings(values)
-        if isinstance(values.get("plans"), str):
-            self.plans.setText(values["plans"])
-        if isinstance(values.get("epochs"), int):
-            self.epochs.setValue(values["epochs"])
 
     def make_job(self, pair: ModelPair) -> Callable[..., dict]:
         from st_app.core.experiments.reports import loafing_report
@@ -592,16 +626,8 @@ class SubnetsPage(AnalysisPage):
         self.limit.setRange(1, 1_000_000)
         self.limit.setValue(1000)
         self.limit.setToolTip("Above this many ordered sub-nets, evaluate a seeded uniform sample of this size")
-        self.form.addRow("At most:", self.limit)
+        self.form.addRow("At most:", self.field("limit", self.limit))
         super().build_form()
-
-    def options(self) -> dict[str, Any]:
-        return {**super().options(), "limit": self.limit.value()}
-
-    def apply_settings(self, values: dict[str, Any]) -> None:
-        super().apply_settings(values)
-        if isinstance(values.get("limit"), int):
-            self.limit.setValue(values["limit"])
 
     def make_job(self, pair: ModelPair) -> Callable[..., dict]:
         from st_app.core.experiments.reports import subnets_report
@@ -624,29 +650,19 @@ class RobustnessPage(AnalysisPage):
         self.max_k.setRange(1, 1000)
         self.max_k.setValue(4)
         self.max_k.setToolTip("Largest number of deleted blocks (at most the number of blocks)")
-        self.form.addRow("Delete up to k =", self.max_k)
+        self.form.addRow("Delete up to k =", self.field("max_k", self.max_k))
         self.repeats = QSpinBox()
         self.repeats.setRange(1, 10000)
         self.repeats.setValue(10)
         self.repeats.setToolTip("Random draws per k; mean ± std over them")
-        self.form.addRow("Draws per k:", self.repeats)
+        self.form.addRow("Draws per k:", self.field("repeats", self.repeats))
         self.max_swaps = QSpinBox()
         self.max_swaps.setRange(-1, 1000)
         self.max_swaps.setValue(-1)
         self.max_swaps.setSpecialValueText("as k, if possible")
         self.max_swaps.setToolTip("Largest number of swapped same-shape pairs (0: no swaps)")
-        self.form.addRow("Swap up to:", self.max_swaps)
+        self.form.addRow("Swap up to:", self.field("max_swaps", self.max_swaps))
         super().build_form()
-
-    def options(self) -> dict[str, Any]:
-        return {**super().options(), "max_k": self.max_k.value(), "repeats": self.repeats.value(),
-                "max_swaps": self.max_swaps.value()}
-
-    def apply_settings(self, values: dict[str, Any]) -> None:
-        super().apply_settings(values)
-        for key, box in (("max_k", self.max_k), ("repeats", self.repeats), ("max_swaps", self.max_swaps)):
-            if isinstance(values.get(key), int):
-                box.setValue(values[key])
 
     def make_job(self, pair: ModelPair) -> Callable[..., dict]:
         from st_app.core.experiments.reports import robustness_report
@@ -704,17 +720,17 @@ class ComparePage(AnalysisPage):
         self.model = QComboBox()
         self.model.addItems(list(ARCHITECTURES))
         self.model.setCurrentText("resnet20")
-        self.form.addRow("Model:", self.model)
+        self.form.addRow("Model:", self.field("model", self.model))
         self.dataset = QComboBox()
         self.dataset.setEditable(True)
         self.dataset.addItems([d for d in DATASETS if "PATH" not in d])
         self.dataset.setCurrentText("digits")
         self.dataset.setToolTip("A data set name, or imagefolder:/path/to/folder")
-        self.form.addRow("Data set:", self.dataset)
+        self.form.addRow("Data set:", self.field("dataset", self.dataset))
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 10000)
         self.epochs.setValue(30)
-        self.form.addRow("Epochs:", self.epochs)
+        self.form.addRow("Epochs:", self.field("epochs", self.epochs))
         methods = QWidget()
         ml = QHBoxLayout(methods)
         ml.setContentsMargins(0, 0, 0, 0)
@@ -728,21 +744,21 @@ class ComparePage(AnalysisPage):
         self.batch = QSpinBox()
         self.batch.setRange(1, 65536)
         self.batch.setValue(64)
-        self.form.addRow("Batch size:", self.batch)
+        self.form.addRow("Batch size:", self.field("batch_size", self.batch))
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(4)
         self.lr.setRange(0.0001, 10.0)
         self.lr.setSingleStep(0.01)
         self.lr.setValue(0.05)
-        self.form.addRow("Learning rate:", self.lr)
+        self.form.addRow("Learning rate:", self.field("lr", self.lr))
         self.isolate = QCheckBox("each method in its own process")
         self.isolate.setChecked(True)
         self.isolate.setToolTip("On CPU the peak memory is a process-wide high-water mark: a fresh process per "
                                 "method gives each its own figure (slower start)")
-        self.form.addRow("Memory:", self.isolate)
+        self.form.addRow("Memory:", self.field("isolate", self.isolate))
         self.runs_root = QLineEdit(str(default_out_root()))
         self.runs_root.setToolTip("The trained runs go to <folder>/compare-<date-time>/<method>")
-        self.form.addRow("Runs folder:", self.runs_root)
+        self.form.addRow("Runs folder:", self.field("runs_root", self.runs_root))
         super().build_form()
         self.last_runs: dict[str, str] = {}
 
@@ -754,30 +770,15 @@ class ComparePage(AnalysisPage):
         row.addWidget(self.open_button)
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "model": self.model.currentText(), "dataset": self.dataset.currentText().strip(),
-                "epochs": self.epochs.value(), "methods": ",".join(m for m, b in self.methods.items() if b.isChecked()),
-                "batch_size": self.batch.value(), "lr": self.lr.value(), "isolate": self.isolate.isChecked(),
-                "runs_root": self.runs_root.text().strip()}
+        # the method check boxes are one setting: the checked methods, comma-separated
+        return {**super().options(), "methods": ",".join(m for m, b in self.methods.items() if b.isChecked())}
 
     def apply_settings(self, values: dict[str, Any]) -> None:
         super().apply_settings(values)
-        if values.get("model") in ARCHITECTURES:
-            self.model.setCurrentText(values["model"])
-        if isinstance(values.get("dataset"), str) and values["dataset"]:
-            self.dataset.setCurrentText(values["dataset"])
-        for key, box in (("epochs", self.epochs), ("batch_size", self.batch)):
-            if isinstance(values.get(key), int):
-                box.setValue(values[key])
-        if isinstance(values.get("lr"), float):
-            self.lr.setValue(values["lr"])
         if isinstance(values.get("methods"), str):
             chosen = set(values["methods"].split(","))
             for m, b in self.methods.items():
                 b.setChecked(m in chosen)
-        if isinstance(values.get("isolate"), bool):
-            self.isolate.setChecked(values["isolate"])
-        if isinstance(values.get("runs_root"), str) and values["runs_root"]:
-            self.runs_root.setText(values["runs_root"])
 
     def runs_dir(self) -> Path:
         root = Path(self.runs_root.text().strip() or default_out_root()).expanduser()

@@ -316,3 +316,29 @@ def test_a_result_computed_on_replaced_models_says_so(qtbot, window) -> None:  #
         pass
     assert sig.args[1]["checkpoints"]["ct"]["path"] == str(ct_path)
     assert "changed since" in page.status.text()
+
+
+def test_page_settings_round_trip_and_ignore_values_of_the_wrong_kind(qtbot, settings) -> None:  # noqa: ANN001
+    from st_app.gui.analyses import ComparePage, LoafingPage
+
+    page = ComparePage(settings)
+    qtbot.addWidget(page)
+    page.apply_settings({"bn": "recalibrate", "calib_n": 300, "seed": 7, "model": "resnet32", "dataset": "mnist",
+                         "epochs": 3, "batch_size": 32, "lr": 0.1, "isolate": False, "runs_root": "/tmp/x",
+                         "methods": "ct,sd"})
+    expected = {"bn": "recalibrate", "calib_n": 300, "seed": 7, "model": "resnet32", "dataset": "mnist", "epochs": 3,
+                "batch_size": 32, "lr": 0.1, "isolate": False, "runs_root": "/tmp/x", "methods": "ct,sd"}
+    assert page.options() == expected
+    page.save_settings()
+    again = ComparePage(settings)
+    qtbot.addWidget(again)
+    assert again.options() == expected
+    # wrong kinds, unknown choices and empty names change nothing
+    again.apply_settings({"bn": "main net's (paper)", "calib_n": "300", "model": "resnet9000", "dataset": "",
+                          "lr": 1, "isolate": "yes", "runs_root": "", "epochs": 2.5})
+    assert again.options() == expected
+    loafing = LoafingPage(settings)
+    qtbot.addWidget(loafing)
+    loafing.apply_settings({"plans": "0|3|6", "epochs": 2})
+    loafing.apply_settings({"plans": ""})  # empty plans mean the default sub-nets
+    assert loafing.options()["plans"] == "" and loafing.options()["epochs"] == 2
