@@ -167,12 +167,12 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     return ct, st, data.to(device), device
 
 
-def _finish(args: argparse.Namespace, report: dict[str, Any], figures_fn: Callable[..., list[Path]],
-            t0: float) -> int:
+def _finish(args: argparse.Namespace, report: dict[str, Any], t0: float) -> int:
     from .core.experiments.reports import summary_lines, write_report
+    from .figures import report_figures
 
     out = Path(args.out)
-    figures = figures_fn(report, out / report["analysis"])
+    figures = report_figures(report, out / report["analysis"])
     json_path = write_report(report, out, figures, started=t0)
     if args.json:
         print(json.dumps(report))
@@ -206,7 +206,6 @@ def _with_bar(desc: str, args: argparse.Namespace, fn: Callable[..., dict[str, A
 def _run_loafing(args: argparse.Namespace, t0: float) -> int:
     from .core.experiments.reports import loafing_report
     from .core.plan import SubnetPlan
-    from .figures import loafing_figure
 
     ct, st, data, device = _load_pair(args)
     plans = None
@@ -216,43 +215,39 @@ def _run_loafing(args: argparse.Namespace, t0: float) -> int:
             raise ValueError("--plans names no sub-network")
     report = _with_bar("loafing", args, loafing_report, ct=ct, st=st, data=data, plans=plans, epochs=args.epochs,
                        bn=args.bn, calib_n=args.calib_images, seed=args.seed, device=str(device))
-    return _finish(args, report, loafing_figure, t0)
+    return _finish(args, report, t0)
 
 
 def _run_subnets(args: argparse.Namespace, t0: float) -> int:
     from .core.experiments.reports import subnets_report
-    from .figures import subnets_figures
 
     ct, st, data, _ = _load_pair(args)
     report = _with_bar("sub-nets", args, subnets_report, ct=ct, st=st, data=data, bn=args.bn,
                        calib_n=args.calib_images, limit=args.limit, seed=args.seed)
-    return _finish(args, report, subnets_figures, t0)
+    return _finish(args, report, t0)
 
 
 def _run_robustness(args: argparse.Namespace, t0: float) -> int:
     from .core.experiments.reports import robustness_report
-    from .figures import robustness_figures
 
     ct, st, data, _ = _load_pair(args)
     report = _with_bar("robustness", args, robustness_report, ct=ct, st=st, data=data, bn=args.bn,
                        calib_n=args.calib_images, max_k=args.max_k, repeats=args.repeats,
                        max_swaps=args.max_swaps, seed=args.seed)
-    return _finish(args, report, robustness_figures, t0)
+    return _finish(args, report, t0)
 
 
 def _run_importance(args: argparse.Namespace, t0: float) -> int:
     from .core.experiments.reports import importance_report
-    from .figures import report_figures
 
     ct, st, data, _ = _load_pair(args)
     report = _with_bar("importance", args, importance_report, ct=ct, st=st, data=data, bn=args.bn,
                        calib_n=args.calib_images, seed=args.seed)
-    return _finish(args, report, report_figures, t0)
+    return _finish(args, report, t0)
 
 
 def _run_compare(args: argparse.Namespace, t0: float) -> int:
     from .core.experiments.reports import compare_report
-    from .figures import compare_figure
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     out = Path(args.out)
@@ -261,7 +256,7 @@ def _run_compare(args: argparse.Namespace, t0: float) -> int:
                        device=args.device, data_dir=args.data_dir, runs_dir=out / "runs", bn=args.bn,
                        calib_n=args.calib_images, isolate=False if args.in_process else None,
                        threads=args.threads)
-    return _finish(args, report, compare_figure, t0)
+    return _finish(args, report, t0)
 
 
 RUNNERS = {"loafing": _run_loafing, "subnets": _run_subnets, "robustness": _run_robustness,

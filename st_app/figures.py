@@ -1,9 +1,9 @@
 """Headless report figures (PNG + SVG) drawn with pyqtgraph, for ``python -m st_app analyze``.
 
 Works without a display: when neither ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set, Qt's
-``offscreen`` platform is selected before Qt is first imported. Every figure function takes
-the plain report dict of an analysis and a path stem, and writes ``stem.png`` and
-``stem.svg``. No matplotlib: the app already ships pyqtgraph. Inside the running app, call
+``offscreen`` platform is selected before Qt is first imported. :func:`report_figures` takes
+the plain report dict of an analysis and a path stem, and writes ``<stem><chart>.png`` and
+``.svg`` for each of its charts. No matplotlib: the app already ships pyqtgraph. Inside the running app, call
 these from the GUI thread (Qt widgets may not be created in worker threads).
 
 SVG: pyqtgraph's SVGExporter is tried first; with Qt >= 6.8 it fails on the closing ``Z`` of
@@ -24,25 +24,18 @@ import numpy as np
 __all__ = [
     "COLORS",
     "Chart",
-    "bar_chart",
     "compare_charts",
-    "compare_figure",
     "draw_bars",
     "draw_histogram",
     "draw_lines",
-    "histogram",
     "importance_charts",
-    "line_chart",
     "loafing_charts",
-    "loafing_figure",
     "report_charts",
     "report_figures",
     "robustness_charts",
-    "robustness_figures",
     "save_charts",
     "save_scene",
     "subnets_charts",
-    "subnets_figures",
 ]
 
 COLORS = {"ct": "#E69F00", "st": "#0072B2", "stpp": "#009E73", "sd": "#CC79A7", "alone": "#4D4D4D",
@@ -302,26 +295,6 @@ def draw_histogram(plot: Any, series: Mapping[str, Sequence[float]], *, bins: in
     plot.getAxis("bottom").setTicks(None)
 
 
-def bar_chart(stem: str | Path, categories: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str,
-              ylabel: str = "accuracy (%)", xlabel: str = "", **kwargs: Any) -> list[Path]:
-    """Grouped bars written as ``stem.png`` / ``stem.svg`` (see :func:`draw_bars`)."""
-    return save_charts([Chart("", title, xlabel, ylabel, lambda p: draw_bars(p, categories, series, **kwargs))],
-                       stem)
-
-
-def line_chart(stem: str | Path, series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
-               *, title: str, xlabel: str, ylabel: str = "accuracy (%)", **kwargs: Any) -> list[Path]:
-    """Curves written as ``stem.png`` / ``stem.svg`` (see :func:`draw_lines`)."""
-    return save_charts([Chart("", title, xlabel, ylabel, lambda p: draw_lines(p, series, **kwargs))], stem)
-
-
-def histogram(stem: str | Path, series: Mapping[str, Sequence[float]], *, title: str,
-              xlabel: str = "accuracy (%)", bins: int = 20) -> list[Path]:
-    """Histograms written as ``stem.png`` / ``stem.svg`` (see :func:`draw_histogram`)."""
-    return save_charts([Chart("", title, xlabel, "sub-networks", lambda p: draw_histogram(p, series, bins=bins))],
-                       stem)
-
-
 # ----------------------------------------------------------------------------- report charts
 def loafing_charts(report: Mapping[str, Any]) -> list[Chart]:
     """Bars per sub-net: trained alone vs inside CT vs inside ST (paper figure 2)."""
@@ -427,22 +400,6 @@ _CHARTS = {"importance": importance_charts, "loafing": loafing_charts, "subnets"
 def report_charts(report: Mapping[str, Any]) -> list[Chart]:
     """The charts of any analysis report (by its ``analysis`` key)."""
     return _CHARTS[report["analysis"]](report)
-
-
-def loafing_figure(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
-    return save_charts(loafing_charts(report), stem)
-
-
-def subnets_figures(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
-    return save_charts(subnets_charts(report), stem)
-
-
-def robustness_figures(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
-    return save_charts(robustness_charts(report), stem)
-
-
-def compare_figure(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
-    return save_charts(compare_charts(report), stem)
 
 
 def report_figures(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
