@@ -168,18 +168,17 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
 
 
 def _finish(args: argparse.Namespace, report: dict[str, Any], t0: float) -> int:
-    from .core.experiments.reports import summary_lines, write_report
-    from .figures import report_figures
+    from .core.experiments.reports import summary_lines
+    from .figures import save_report
 
     out = Path(args.out)
-    figures = report_figures(report, out / report["analysis"])
-    json_path = write_report(report, out, figures, started=t0)
+    json_path = save_report(report, out, started=t0)
     if args.json:
         print(json.dumps(report))
         return 0
     for line in summary_lines(report):
         print(line)
-    print(f"wrote {json_path}, {report['csv']} and {len(figures)} figure files in {out}")
+    print(f"wrote {json_path}, {report['csv']} and {len(report['figures'])} figure files in {out}")
     return 0
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "report_figures",
     "robustness_charts",
     "save_charts",
+    "save_report",
     "save_scene",
     "subnets_charts",
 ]
@@ -400,6 +401,17 @@ _CHARTS = {"importance": importance_charts, "loafing": loafing_charts, "subnets"
 def report_charts(report: Mapping[str, Any]) -> list[Chart]:
     """The charts of any analysis report (by its ``analysis`` key)."""
     return _CHARTS[report["analysis"]](report)
+
+
+def save_report(report: dict[str, Any], out: str | Path, started: float | None = None) -> Path:
+    """A complete report folder: the figures, then ``<analysis>.csv`` and ``.json`` (naming them).
+
+    What ``python -m st_app analyze`` and the app's Save report both write.
+    """
+    from .core.experiments.reports import write_report
+
+    figures = report_figures(report, Path(out) / report["analysis"])
+    return write_report(report, out, figures, started=started)
 
 
 def report_figures(report: Mapping[str, Any], stem: str | Path) -> list[Path]:

@@ -49,7 +49,7 @@ from PySide6.QtWidgets import (
 from st_app.core.data import DATASETS
 from st_app.core.methods import METHODS
 from st_app.core.models import ARCHITECTURES
-from st_app.figures import report_charts, report_figures
+from st_app.figures import report_charts, save_report
 
 from .analysis_worker import AnalysisRunner, private_checkpoint
 from .training_panel import default_out_root, format_eta
@@ -199,14 +199,9 @@ class ResultView(QTabWidget):
 
     def save(self, folder: str | Path) -> Path:
         """Write ``<analysis>.json``, ``.csv`` and the PNG + SVG figures into ``folder``."""
-        from st_app.core.experiments.reports import write_report
-
         if self.report is None:
             raise ValueError("there is no result to save yet")
-        report = dict(self.report)
-        folder = Path(folder)
-        figures = report_figures(report, folder / report["analysis"])
-        return write_report(report, folder, figures)
+        return save_report(dict(self.report), folder)
 
 
 # ================================================================================= pages
