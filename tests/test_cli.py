@@ -45,7 +45,7 @@ def test_help_everywhere():
 def test_train_writes_a_run(run_dir):
     assert (run_dir / "model.safetensors").exists()
     assert "python -m st_app train" in (run_dir / "command.txt").read_text()
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_report_and_provider(model: ResidualNet, tmp_path: Path) -> None:
         "provider": rep.provider,
         "n_images": 3,
     }
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         rep.n_images = 4  # type: ignore[misc]  # frozen
     assert available_providers()[-1] == "CPUExecutionProvider"
     if not torch.cuda.is_available():

@@ -5,7 +5,7 @@ import torch
 
 from st_app.core import checkpoint as ckpt
 from st_app.core.methods import CommonTraining
-from st_app.core.train import TrainConfig, TrainControl, TrainEvents, Trainer, TrainingError
+from st_app.core.train import TrainConfig, TrainControl, Trainer, TrainEvents, TrainingError
 
 SYN = "synthetic:1,8,10,96,48"
 
@@ -28,10 +28,11 @@ class Recorder(TrainEvents):
 
 def test_run_writes_checkpoint_meta_and_metrics(tmp_path):
     rec = Recorder()
+    from st_app.core.models import build_model
     from st_app.core.plan import SubnetPlan
 
-    tr = Trainer(_cfg(), out_dir=tmp_path / "run", events=[rec], probe_every=2,
-                 probes=[SubnetPlan.parse("depths:1,1,1", __import__("st_app.core.models", fromlist=["x"]).build_model("resnet20", 10, 1, 8).layout)])
+    probe = SubnetPlan.parse("depths:1,1,1", build_model("resnet20", 10, 1, 8).layout)
+    tr = Trainer(_cfg(), out_dir=tmp_path / "run", events=[rec], probe_every=2, probes=[probe])
     history = tr.run()
     assert len(history) == 2 and len(rec.seen["on_epoch"]) == 2
     assert len(rec.seen["on_step"]) == tr.total_steps == 6
@@ -42,7 +43,7 @@ def test_run_writes_checkpoint_meta_and_metrics(tmp_path):
     meta = json.loads((run / "meta.json").read_text())
     assert meta["config"]["method"] == "st" and meta["epoch"] == 2 and meta["model"]["arch"] == "resnet20"
     assert meta["method"]["name"] == "st" and meta["dataset"]["n_train"] == 96 and "package_version" in meta
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"epoch", "train_loss", "test_acc", "epoch_seconds"} <= set(rows[0])
     assert not list(run.glob("*.tmp"))

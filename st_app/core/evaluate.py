@@ -8,9 +8,10 @@ images first; the two can differ by tens of points, so every result says which i
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,23 +39,26 @@ def _bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+def running_stats(m: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor, Tensor]:
+    """A BN layer's running mean, variance and batch count (layers built with statistics)."""
+    mean, var, count = m.running_mean, m.running_var, m.num_batches_tracked
+    if mean is None or var is None or count is None:
+        raise ValueError("this BatchNorm layer keeps no running statistics")
+    return mean, var, count
+
+
 @contextmanager
 def bn_state(model: nn.Module) -> Iterator[None]:
     """Restore BN running statistics, momenta and the train flag on exit."""
-    layers = _bn_layers(model)
-    saved = [
-        (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum)
-        for m in layers
-        if m.running_mean is not None
-    ]
+    layers = [m for m in _bn_layers(model) if m.running_mean is not None]
+    saved = [([t.clone() for t in running_stats(m)], m.momentum) for m in layers]
     was_training = model.training
     try:
         yield
     finally:
-        for m, (mean, var, count, momentum) in zip(layers, saved):
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-            m.num_batches_tracked.copy_(count)
+        for m, (stats, momentum) in zip(layers, saved):
+            for live, kept in zip(running_stats(m), stats):
+                live.copy_(kept)
             m.momentum = momentum
         model.train(was_training)
 
@@ -131,7 +135,7 @@ def calibration_images(train_x: Tensor, n: int = 1000, seed: int = 0) -> Tensor:
     return train_x[idx.to(train_x.device)]
 
 
-def summarize(accuracies: np.ndarray) -> dict[str, float]:
+def summarize(accuracies: Sequence[float] | np.ndarray) -> dict[str, float]:
     """Mean, population std, min and max of accuracies (NaN when there are none)."""
     a = np.asarray(accuracies, dtype=np.float64)
     if a.size == 0:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 __all__ = ["BlockShape", "NetLayout", "SubnetPlan", "ordered_space", "space_size", "parse_space"]
 
@@ -58,7 +58,7 @@ class NetLayout:
                 return s
         raise ValueError(f"unknown block {block}: this network has blocks 0..{self.num_blocks - 1}")
 
-    def full_plan(self) -> "SubnetPlan":
+    def full_plan(self) -> SubnetPlan:
         return SubnetPlan(self, self.stages)
 
 
@@ -136,7 +136,7 @@ class SubnetPlan:
 
     # ------------------------------------------------------------------ text form
     @classmethod
-    def parse(cls, text: str, layout: NetLayout) -> "SubnetPlan":
+    def parse(cls, text: str, layout: NetLayout) -> SubnetPlan:
         """Read ``0,1|3,4,5|6``, ``depths:1,2,1``, ``full`` or ``main``."""
         if not isinstance(text, str):
             raise ValueError(f"malformed plan: expected text, got {type(text).__name__}")
@@ -162,7 +162,7 @@ class SubnetPlan:
 
     # --------------------------------------------------------------- constructors
     @classmethod
-    def from_depths(cls, layout: NetLayout, depths: Sequence[int]) -> "SubnetPlan":
+    def from_depths(cls, layout: NetLayout, depths: Sequence[int]) -> SubnetPlan:
         """The ordered sub-net keeping the first ``depths[s]`` blocks of each stage."""
         if len(depths) != len(layout.stages):
             raise ValueError(
@@ -204,18 +204,18 @@ class SubnetPlan:
         return all(s == full[: len(s)] for s, full in zip(self.stages, self.layout.stages))
 
     # ----------------------------------------------------------------- operations
-    def _replace_stage(self, s: int, blocks: Iterable[int]) -> "SubnetPlan":
+    def _replace_stage(self, s: int, blocks: Iterable[int]) -> SubnetPlan:
         stages = list(self.stages)
         stages[s] = tuple(blocks)
         return SubnetPlan(self.layout, tuple(stages))
 
-    def delete(self, block: int) -> "SubnetPlan":
+    def delete(self, block: int) -> SubnetPlan:
         s = self.layout.stage_of(block)
         if block not in self.stages[s]:
             raise ValueError(f"block {block} is not in the plan, so it cannot be deleted")
         return self._replace_stage(s, (b for b in self.stages[s] if b != block))
 
-    def restore(self, block: int) -> "SubnetPlan":
+    def restore(self, block: int) -> SubnetPlan:
         """Put a dropped block back where network order places it among the others."""
         s = self.layout.stage_of(block)
         cur = list(self.stages[s])
@@ -228,11 +228,11 @@ class SubnetPlan:
         cur.insert(pos, block)
         return self._replace_stage(s, cur)
 
-    def toggle(self, block: int) -> "SubnetPlan":
+    def toggle(self, block: int) -> SubnetPlan:
         s = self.layout.stage_of(block)
         return self.delete(block) if block in self.stages[s] else self.restore(block)
 
-    def swap(self, i: int, j: int) -> "SubnetPlan":
+    def swap(self, i: int, j: int) -> SubnetPlan:
         si, sj = self.layout.stage_of(i), self.layout.stage_of(j)
         if si != sj:
             raise ValueError(
@@ -252,7 +252,7 @@ class SubnetPlan:
         cur[a], cur[b] = cur[b], cur[a]
         return self._replace_stage(si, cur)
 
-    def move(self, block: int, offset: int) -> "SubnetPlan":
+    def move(self, block: int, offset: int) -> SubnetPlan:
         """Move a block ``offset`` places left (<0) or right (>0) inside its stage."""
         s = self.layout.stage_of(block)
         cur = self.stages[s]
@@ -270,7 +270,7 @@ class SubnetPlan:
         layout: NetLayout,
         rng: random.Random,
         space: Sequence[Sequence[int]] | None = None,
-    ) -> "SubnetPlan":
+    ) -> SubnetPlan:
         """Ordered residual sampling: per stage drop k trailing blocks, k uniform in the space."""
         space = _check_space(layout, space)
         depths = [len(stage) - rng.choice(drops) for stage, drops in zip(layout.stages, space)]

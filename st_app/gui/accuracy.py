@@ -103,7 +103,7 @@ class _Snapshot:
     main_accuracy: float | None = None
     # main-BN activations of the whole test set after each prefix of operations (see
     # _PrefixCache); None when the test set is too large to keep activations around
-    prefixes: "_PrefixCache | None" = None
+    prefixes: _PrefixCache | None = None
 
 
 class _PrefixCache:

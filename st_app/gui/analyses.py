@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -70,7 +71,7 @@ class ModelPair:
         self.key = "" if problem else (key or f"{id(ct)}:{id(st)}")
 
     @classmethod
-    def from_slots(cls, slots: dict[str, Any]) -> "ModelPair":
+    def from_slots(cls, slots: dict[str, Any]) -> ModelPair:
         """From the main window's slot states (``checkpoint``, ``data``, ``data_error``)."""
         missing = [{"ct": "a CT", "st": "an ST"}[s] for s in ("ct", "st") if s not in slots]
         if missing:

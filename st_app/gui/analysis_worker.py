@@ -3,8 +3,8 @@
 An analysis is any callable ``job(progress=..., should_stop=..., partial=...) -> dict`` (the
 report builders of :mod:`st_app.core.experiments.reports`). The runner owns one short-lived
 QThread per job; the GUI hears ``progress`` and ``partial`` (the report so far, after each
-model, plan or method), then exactly one of ``finished``, ``failed`` or ``cancelled``. Jobs get their own copies of the models (see :func:`private_checkpoint`), so
-the Explore tab keeps working on its models while an analysis runs.
+model, plan or method), then exactly one of ``finished``, ``failed`` or ``cancelled``. Jobs get their own copies of
+the models (see :func:`private_checkpoint`), so the Explore tab keeps working on its models while an analysis runs.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import copy
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 

@@ -12,8 +12,8 @@ import argparse
 import ctypes
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 __all__ = ["XCB_PACKAGES", "create_app", "main", "qt_platform_problem"]
 

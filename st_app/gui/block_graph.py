@@ -99,7 +99,7 @@ class NetworkInfo:
     stem_reduction: int = 1  # 4 for the ImageNet stem (stride-2 conv + max-pool)
 
     @classmethod
-    def from_model(cls, model) -> "NetworkInfo":  # noqa: ANN001 - ResidualNet, torch-free here
+    def from_model(cls, model) -> NetworkInfo:  # noqa: ANN001 - ResidualNet, torch-free here
         c = model.config
         conv = model.conv1
         reduction = conv.stride[0] * (2 if type(model.maxpool).__name__ == "MaxPool2d" else 1)

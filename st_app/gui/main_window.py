@@ -12,9 +12,10 @@ from __future__ import annotations
 import importlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, QUrl, Signal
 from PySide6.QtGui import (
@@ -47,6 +48,7 @@ from PySide6.QtWidgets import (
 
 from st_app import __version__
 from st_app.core.plan import SubnetPlan
+from st_app.core.resources import resource_path
 
 from .accuracy import AccuracyResult, AccuracyService, ModelPayload, keep_until_finished
 from .block_graph import BlockGraphView, NetworkInfo
@@ -57,10 +59,9 @@ from .style import SLOT_TITLES, ensure_stylesheet, light_palette
 
 __all__ = ["DEFAULT_CHECKPOINTS", "MainWindow", "SlotState"]
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DEFAULT_CHECKPOINTS = {
-    "ct": RESOURCES / "checkpoints" / "digits-resnet20-ct",
-    "st": RESOURCES / "checkpoints" / "digits-resnet20-st",
+    "ct": resource_path("checkpoints", "digits-resnet20-ct"),
+    "st": resource_path("checkpoints", "digits-resnet20-st"),
 }
 SLOTS = ("ct", "st")
 MAX_RECENT = 8

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer

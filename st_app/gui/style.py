@@ -108,7 +108,7 @@ def stylesheet() -> str:
     win = 'QMainWindow#stLabMain[presentation="true"]'
     exp = f"{win} QWidget#exploreTab"
     rules = [_BASE]
-    for name, (normal, big) in _FONT_PX.items():
+    for name, (normal, _big) in _FONT_PX.items():
         rules.append(f"QLabel#{name} {{ font-size: {normal}px; }}")
     for slot, color in SLOT_COLORS.items():
         rules.append(f'QLabel#cardTitle[slot="{slot}"], QLabel#accValue[slot="{slot}"] {{ color: {color}; }}')
@@ -121,7 +121,7 @@ def stylesheet() -> str:
         f" {win} QStatusBar, {win} QStatusBar QLabel, {exp} QLabel, {exp} QComboBox, {exp} QGroupBox,"
         f" {exp} QLineEdit, {win} QDockWidget, {win} QDockWidget QWidget {{ font-size: 14pt; }}"
     )
-    for name, (normal, big) in _FONT_PX.items():
+    for name, (_normal, big) in _FONT_PX.items():
         rules.append(f"{exp} QLabel#{name} {{ font-size: {big}px; }}")
     ana = f"{win} QWidget#analysesTab"
     rules.append(f"{ana} QLabel, {ana} QPushButton, {ana} QToolButton, {ana} QComboBox, {ana} QSpinBox,"

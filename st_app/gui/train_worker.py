@@ -15,8 +15,9 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from PySide6.QtCore import QObject, Signal, Slot
@@ -24,7 +25,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from st_app.core import checkpoint as ckpt
 from st_app.core.data import DatasetError, load_dataset
 from st_app.core.plan import NetLayout, SubnetPlan, ordered_space
-from st_app.core.train import TrainConfig, TrainControl, TrainEvents, Trainer, TrainingError
+from st_app.core.train import TrainConfig, TrainControl, Trainer, TrainEvents, TrainingError
 
 __all__ = ["TrainRequest", "TrainWorker", "probe_plans", "describe_error"]
 
@@ -74,7 +75,7 @@ def describe_error(exc: BaseException, starting: bool = False) -> str:
 class _Forwarder(TrainEvents):
     """Core events -> worker signals; step events coalesced to at most ``rate`` per second."""
 
-    def __init__(self, worker: "TrainWorker") -> None:
+    def __init__(self, worker: TrainWorker) -> None:
         self.worker = worker
         self.pending: list[dict[str, Any]] = []
         self.last_emit = 0.0

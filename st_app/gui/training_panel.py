@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QFont
@@ -711,7 +712,7 @@ def _row(*widgets: QWidget) -> QWidget:
     lay = QHBoxLayout(box)
     lay.setContentsMargins(0, 0, 0, 0)
     lay.setSpacing(6)
-    for i, w in enumerate(widgets):
+    for w in widgets:
         lay.addWidget(w, 1 if isinstance(w, (QComboBox, QLineEdit, QProgressBar, QPushButton)) else 0)
     return box
 

@@ -140,7 +140,7 @@ def test_stop_keeps_last_finished_epoch_and_user_plan_probe(qtbot, panel, tmp_pa
         assert not panel.stop_button.isEnabled()
     _wait_idle(qtbot, panel)
     assert not panel.is_training()
-    for run, run_dir in finished.args[0].items():
+    for run_dir in finished.args[0].values():
         ckpt = load_checkpoint(run_dir)
         assert 1 <= ckpt.meta["epoch"] < 500
     assert "Stopped" in panel.status_label.text()

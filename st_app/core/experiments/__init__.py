@@ -20,6 +20,16 @@ from .compare import CompareReport, compare_methods
 from .loafing import FixedPlanTraining, LoafingReport, default_loafing_plans, loafing, recipe_of
 from .paths import PathStats, path_statistics
 from .prefix_sweep import count_tree_nodes, plan_ops, prefix_sweep, tree_logits, tree_sweep
+from .reports import (
+    compare_report,
+    importance_report,
+    loafing_report,
+    report_table,
+    robustness_report,
+    subnets_report,
+    summary_lines,
+    write_report,
+)
 from .robustness import (
     RobustnessReport,
     block_importance,
@@ -31,17 +41,7 @@ from .robustness import (
     robustness,
     swappable_pairs,
 )
-from .reports import (
-    compare_report,
-    importance_report,
-    loafing_report,
-    report_table,
-    robustness_report,
-    subnets_report,
-    summary_lines,
-    write_report,
-)
-from .subnets import SubnetStats, SubnetsReport, subnet_statistics
+from .subnets import SubnetsReport, SubnetStats, subnet_statistics
 
 __all__ = [
     "CompareReport",

@@ -13,14 +13,15 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..data import ImageData
-from ..evaluate import accuracy, calibration_images, recalibrate_bn
+from ..evaluate import BNMode, accuracy, calibration_images, recalibrate_bn
 from ..methods import Method
 from ..models import ResidualNet
 from ..plan import NetLayout, SubnetPlan
@@ -132,7 +133,7 @@ def loafing(
     *,
     plans: Sequence[SubnetPlan] | None = None,
     epochs: int | None = None,
-    bn: str = "main",
+    bn: BNMode = "main",
     calib_images: Tensor | None = None,
     device: str = "auto",
     progress: Progress = None,
@@ -189,7 +190,7 @@ def loafing(
         checkpoints={"ct": checkpoint_info(ct), "st": checkpoint_info(st)},
         st_recipe=(st.meta or {}).get("config"),
     )
-    other = "recalibrate" if bn == "main" else "main"
+    other: BNMode = "recalibrate" if bn == "main" else "main"
     for plan in plans:
         steps.check()
         trainer = Trainer(config, data=data, name=f"alone {plan}")

@@ -22,12 +22,12 @@ left exactly as it was (:func:`st_app.core.evaluate.bn_state`).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ..evaluate import BN_MODES, PlanResult, SweepResult, bn_state
+from ..evaluate import BN_MODES, PlanResult, SweepResult, bn_state, running_stats
 from ..models import ResidualNet
 from ..plan import SubnetPlan, ordered_space
 from .common import Progress, ShouldStop
@@ -54,7 +54,7 @@ class _Node:
         self.op = op
         self.children: dict[Op, _Node] = {}
         self.ends: list[int] = []  # unique plans whose last op is this node
-        self.bn_saved: list[tuple[Tensor, Tensor, Tensor]] | None = None
+        self.bn_saved: list[tuple[Tensor, ...]] | None = None
 
 
 def plan_ops(model: ResidualNet, plan: SubnetPlan) -> tuple[Op, ...]:
@@ -144,14 +144,12 @@ class _Engine:
 
     def load(self, node: _Node) -> None:
         assert node.bn_saved is not None
-        for m, (mean, var, count) in zip(self.bns(node.op), node.bn_saved):
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-            m.num_batches_tracked.copy_(count)
+        for m, saved in zip(self.bns(node.op), node.bn_saved):
+            for live, kept in zip(running_stats(m), saved):
+                live.copy_(kept)
 
     def save(self, node: _Node) -> None:
-        node.bn_saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
-                         for m in self.bns(node.op)]
+        node.bn_saved = [tuple(t.clone() for t in running_stats(m)) for m in self.bns(node.op)]
 
     def reset(self, node: _Node) -> None:
         for m in self.bns(node.op):

@@ -15,13 +15,14 @@ import csv
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from torch import Tensor
 
 from ..data import ImageData
-from ..evaluate import calibration_images
+from ..evaluate import BNMode, calibration_images
 from ..plan import SubnetPlan
 from .common import Partial, Progress, ShouldStop, check_same_architecture, checkpoint_info
 
@@ -40,9 +41,12 @@ __all__ = [
 ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare")
 
 
-def _check_bn(bn: str) -> None:
-    if bn not in ("main", "recalibrate"):
-        raise ValueError(f"unknown BN setting {bn!r}; choose 'main' or 'recalibrate'")
+def _check_bn(bn: str) -> BNMode:
+    if bn == "main":
+        return "main"
+    if bn == "recalibrate":
+        return "recalibrate"
+    raise ValueError(f"unknown BN setting {bn!r}; choose 'main' or 'recalibrate'")
 
 
 def _header(analysis: str, ct: Any, st: Any, data: ImageData, bn: str, calib: Tensor | None,
@@ -99,7 +103,8 @@ def loafing_report(
 
     # calibration images always: cheap here, and both BN settings are reported
     calib, head = _start("loafing", ct, st, data, bn, calib_n, seed, always_calibrate=True)
-    result = loafing(ct, st, data, plans=plans, epochs=epochs, bn=bn, calib_images=calib, device=device,
+    assert calib is not None  # always_calibrate
+    result = loafing(ct, st, data, plans=plans, epochs=epochs, bn=_check_bn(bn), calib_images=calib, device=device,
                      progress=progress, should_stop=should_stop,
                      partial=_headed(partial, head, calib_images=int(len(calib))))
     return {**head, **result.to_dict(), "calib_images": int(len(calib))}
@@ -325,8 +330,8 @@ def _compare_summary(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-_SUMMARIES = {"importance": _importance_summary, "loafing": _loafing_summary, "subnets": _subnets_summary, "robustness": _robustness_summary,
-              "compare": _compare_summary}
+_SUMMARIES = {"importance": _importance_summary, "loafing": _loafing_summary, "subnets": _subnets_summary,
+              "robustness": _robustness_summary, "compare": _compare_summary}
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:

@@ -11,8 +11,9 @@ All plans of all models are evaluated through the prefix tree.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from torch import Tensor
 

@@ -6,8 +6,9 @@ uniform sample is taken instead (``select_plans``), still through the tree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from torch import Tensor

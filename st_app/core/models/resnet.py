@@ -26,7 +26,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         try:
             return cls(
                 arch=str(d["arch"]),
@@ -184,8 +184,9 @@ class ResidualNet(nn.Module):
         count = sum(p.numel() for m in (self.conv1, self.bn1, self.fc) for p in m.parameters())
         for s, stage in enumerate(plan.stages):
             entry = self.layout.stages[s][0]
-            if entry not in stage and self.blocks[entry].downsample is not None:
-                count += sum(p.numel() for p in self.blocks[entry].downsample.parameters())
+            projection = self.blocks[entry].downsample
+            if entry not in stage and projection is not None:
+                count += sum(p.numel() for p in projection.parameters())
             for b in stage:
                 count += sum(p.numel() for p in self.blocks[b].parameters())
         return count

@@ -12,12 +12,13 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .cli import _int_at_least, _positive_float
+from .args import int_at_least, positive_float
 
-__all__ = ["add_analyze_parser", "run_analyze"]
+__all__ = ["add_parser", "run"]
 
 ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare")
 
@@ -30,10 +31,10 @@ EXAMPLES = """examples:
                                       --methods ct,st,stpp,sd --out report/"""
 
 
-def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``analyze`` and its four analyses on the main parser's sub-commands."""
-    from .core.methods import METHODS
-    from .core.models import ARCHITECTURES
+    from ..core.methods import METHODS
+    from ..core.models import ARCHITECTURES
 
     a = subparsers.add_parser(
         "analyze", help="the paper's experiments: loafing, sub-net statistics, robustness, method comparison",
@@ -46,16 +47,16 @@ def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
             p.add_argument("--ct", required=True, help="run folder (or .safetensors) of the CT model")
             p.add_argument("--st", required=True, help="run folder (or .safetensors) of the ST model")
             p.add_argument("--dataset", default=None, help="data set (default: the one the checkpoints record)")
-            p.add_argument("--test-images", type=_int_at_least(1), default=None,
+            p.add_argument("--test-images", type=int_at_least(1), default=None,
                            help="evaluate on the first N test images only (default: all)")
             p.add_argument("--seed", type=int, default=0, help="seed of calibration subset, samples and draws")
         p.add_argument("--bn", default="main", choices=["main", "recalibrate"],
                        help="BN statistics of sub-nets: the main net's (paper) or re-estimated per sub-net")
-        p.add_argument("--calib-images", type=_int_at_least(1), default=1000,
+        p.add_argument("--calib-images", type=int_at_least(1), default=1000,
                        help="training images used to re-estimate BN statistics (default 1000)")
         p.add_argument("--data-dir", default=None, help="folder holding the data set files")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-        p.add_argument("--threads", type=_int_at_least(1), default=None, help="CPU threads for torch")
+        p.add_argument("--threads", type=int_at_least(1), default=None, help="CPU threads for torch")
         p.add_argument("--out", required=True, help="report folder to write")
         p.add_argument("--json", action="store_true", help="print the report as one JSON object")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -66,22 +67,22 @@ def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
     common(lo)
     lo.add_argument("--plans", default=None,
                     help="sub-nets separated by ';' (plan text or depths:1,1,1; default: the smallest and two others)")
-    lo.add_argument("--epochs", type=_int_at_least(1), default=None,
+    lo.add_argument("--epochs", type=int_at_least(1), default=None,
                     help="train the alone-nets this many epochs instead of the recipe's (recorded)")
 
     su = sub.add_parser("subnets", help="accuracy of every ordered sub-net, CT vs ST (figure 5)",
                         description="Evaluate all ordered sub-nets (prefix-sharing tree) of both models.")
     common(su)
-    su.add_argument("--limit", type=_int_at_least(1), default=1000,
+    su.add_argument("--limit", type=int_at_least(1), default=1000,
                     help="sample this many sub-nets (seeded, uniform) when there are more")
 
     ro = sub.add_parser("robustness", help="delete / swap blocks, CT vs ST (figure 6)",
                         description="Delete each block; delete k random blocks; swap k random same-shape pairs "
                         "(the same seeded draws for both models).")
     common(ro)
-    ro.add_argument("--max-k", type=_int_at_least(1), default=4, help="largest number of deleted blocks (default 4)")
-    ro.add_argument("--repeats", type=_int_at_least(1), default=10, help="random draws per k (default 10)")
-    ro.add_argument("--max-swaps", type=_int_at_least(0), default=None,
+    ro.add_argument("--max-k", type=int_at_least(1), default=4, help="largest number of deleted blocks (default 4)")
+    ro.add_argument("--repeats", type=int_at_least(1), default=10, help="random draws per k (default 10)")
+    ro.add_argument("--max-swaps", type=int_at_least(0), default=None,
                     help="largest number of swapped pairs (default: --max-k, capped at what the network allows)")
 
     im = sub.add_parser("importance", help="accuracy lost when each block alone is deleted, CT vs ST",
@@ -95,11 +96,11 @@ def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
     common(co, checkpoints=False)
     co.add_argument("--model", default="resnet20", choices=ARCHITECTURES)
     co.add_argument("--dataset", default="digits")
-    co.add_argument("--epochs", type=_int_at_least(1), default=30)
+    co.add_argument("--epochs", type=int_at_least(1), default=30)
     co.add_argument("--methods", default="ct,st,stpp,sd", help=f"comma-separated, from {','.join(METHODS)}")
     co.add_argument("--seed", type=int, default=0)
-    co.add_argument("--batch-size", type=_int_at_least(1), default=64)
-    co.add_argument("--lr", type=_positive_float, default=0.05)
+    co.add_argument("--batch-size", type=int_at_least(1), default=64)
+    co.add_argument("--lr", type=positive_float, default=0.05)
     co.add_argument("--in-process", action="store_true",
                     help="train all methods in this process (faster start; CPU memory peaks then overlap)")
     return a
@@ -132,10 +133,10 @@ class _Bar:
 
 def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     """CT and ST checkpoints (same architecture), their data set and the device."""
-    from .core.checkpoint import load_checkpoint
-    from .core.data import load_dataset
-    from .core.experiments import check_same_architecture
-    from .core.train import resolve_device
+    from ..core.checkpoint import load_checkpoint
+    from ..core.data import load_dataset
+    from ..core.experiments import check_same_architecture
+    from ..core.train import resolve_device
 
     device = resolve_device(args.device)
     ct = load_checkpoint(args.ct, device=device)
@@ -168,8 +169,8 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
 
 
 def _finish(args: argparse.Namespace, report: dict[str, Any], t0: float) -> int:
-    from .core.experiments.reports import summary_lines
-    from .figures import save_report
+    from ..core.experiments.reports import summary_lines
+    from ..figures import save_report
 
     out = Path(args.out)
     json_path = save_report(report, out, started=t0)
@@ -203,8 +204,8 @@ def _with_bar(desc: str, args: argparse.Namespace, fn: Callable[..., dict[str, A
 
 # ------------------------------------------------------------------------------- analyses
 def _run_loafing(args: argparse.Namespace, t0: float) -> int:
-    from .core.experiments.reports import loafing_report
-    from .core.plan import SubnetPlan
+    from ..core.experiments.reports import loafing_report
+    from ..core.plan import SubnetPlan
 
     ct, st, data, device = _load_pair(args)
     plans = None
@@ -218,7 +219,7 @@ def _run_loafing(args: argparse.Namespace, t0: float) -> int:
 
 
 def _run_subnets(args: argparse.Namespace, t0: float) -> int:
-    from .core.experiments.reports import subnets_report
+    from ..core.experiments.reports import subnets_report
 
     ct, st, data, _ = _load_pair(args)
     report = _with_bar("sub-nets", args, subnets_report, ct=ct, st=st, data=data, bn=args.bn,
@@ -227,7 +228,7 @@ def _run_subnets(args: argparse.Namespace, t0: float) -> int:
 
 
 def _run_robustness(args: argparse.Namespace, t0: float) -> int:
-    from .core.experiments.reports import robustness_report
+    from ..core.experiments.reports import robustness_report
 
     ct, st, data, _ = _load_pair(args)
     report = _with_bar("robustness", args, robustness_report, ct=ct, st=st, data=data, bn=args.bn,
@@ -237,7 +238,7 @@ def _run_robustness(args: argparse.Namespace, t0: float) -> int:
 
 
 def _run_importance(args: argparse.Namespace, t0: float) -> int:
-    from .core.experiments.reports import importance_report
+    from ..core.experiments.reports import importance_report
 
     ct, st, data, _ = _load_pair(args)
     report = _with_bar("importance", args, importance_report, ct=ct, st=st, data=data, bn=args.bn,
@@ -246,7 +247,7 @@ def _run_importance(args: argparse.Namespace, t0: float) -> int:
 
 
 def _run_compare(args: argparse.Namespace, t0: float) -> int:
-    from .core.experiments.reports import compare_report
+    from ..core.experiments.reports import compare_report
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     out = Path(args.out)
@@ -262,7 +263,7 @@ RUNNERS = {"loafing": _run_loafing, "subnets": _run_subnets, "robustness": _run_
            "importance": _run_importance, "compare": _run_compare}
 
 
-def run_analyze(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the analysis the parsed ``args`` name; user errors raise ValueError (exit 2 in the CLI)."""
     t0 = time.perf_counter()
     _prepare(args)

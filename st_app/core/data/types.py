@@ -1,4 +1,4 @@
-"""Data sets as tensors on the training device.
+"""The in-memory data types every data set becomes, and batching over them.
 
 The small image sets this tool trains on fit in memory, so a whole split lives as one tensor
 and batches are index slices: no per-batch Python data loading, which on 2 CPU cores would
@@ -7,29 +7,14 @@ cost more than the 8x8 digits network itself.
 
 from __future__ import annotations
 
-import gzip
-import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = [
-    "DATASETS",
-    "DatasetError",
-    "ImageData",
-    "RESOURCES",
-    "iter_batches",
-    "load_dataset",
-    "augment_batch",
-]
-
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-DIGITS_FILE = RESOURCES / "digits" / "optdigits.csv.gz"
-DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "imagefolder:PATH", "synthetic")
+__all__ = ["DatasetError", "ImageData", "augment_batch", "from_uint8", "iter_batches", "normalise"]
 
 
 class DatasetError(ValueError):
@@ -57,7 +42,7 @@ class ImageData:
     def image_size(self) -> int:
         return int(self.train_x.shape[-1])
 
-    def to(self, device: torch.device | str) -> "ImageData":
+    def to(self, device: torch.device | str) -> ImageData:
         return replace(
             self,
             train_x=self.train_x.to(device),
@@ -107,84 +92,6 @@ def from_uint8(
         augment=augment,
         classes=classes,
     )
-
-
-def load_digits(path: Path = DIGITS_FILE, test_fraction: float = 0.2, split_seed: int = 0) -> ImageData:
-    """The bundled UCI 8x8 digits with a fixed, seeded 80/20 split (1437 / 360)."""
-    if not path.exists():
-        raise DatasetError(f"the bundled digits file is missing: {path} (reinstall st_app)")
-    try:
-        with gzip.open(path, "rt") as fh:
-            table = np.loadtxt(fh, delimiter=",", dtype=np.int64, ndmin=2)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DatasetError(f"the digits file {path} is corrupt: {exc}") from None
-    if table.shape[1] != 65:
-        raise DatasetError(f"the digits file {path} is malformed: expected 65 columns per line")
-    images = table[:, :64].reshape(-1, 1, 8, 8)
-    labels = table[:, 64]
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(split_seed)).numpy()
-    n_test = math.ceil(test_fraction * len(labels))
-    test_idx, train_idx = order[:n_test], order[n_test:]
-    return from_uint8(
-        "digits",
-        images[train_idx],
-        labels[train_idx],
-        images[test_idx],
-        labels[test_idx],
-        10,
-        scale=16.0,
-        classes=tuple(str(i) for i in range(10)),
-    )
-
-
-def load_synthetic(spec: str = "", seed: int = 0) -> ImageData:
-    """Random tensors, for benchmarks only: ``synthetic[:C,H,classes[,n_train[,n_test]]]``."""
-    vals = [1, 8, 10, 1024, 256]
-    if spec:
-        try:
-            given = [int(v) for v in spec.split(",")]
-        except ValueError:
-            raise DatasetError(f"malformed synthetic spec {spec!r}: expected synthetic:C,H,classes[,n_train,n_test]") from None
-        vals[: len(given)] = given
-    c, h, k, n_tr, n_te = vals
-    g = torch.Generator().manual_seed(seed)
-    return ImageData(
-        name=f"synthetic:{c},{h},{k},{n_tr},{n_te}",
-        train_x=torch.randn(n_tr, c, h, h, generator=g),
-        train_y=torch.randint(0, k, (n_tr,), generator=g),
-        test_x=torch.randn(n_te, c, h, h, generator=g),
-        test_y=torch.randint(0, k, (n_te,), generator=g),
-        num_classes=k,
-    )
-
-
-def load_dataset(
-    name: str,
-    data_dir: str | Path | None = None,
-    download: bool = False,
-    image_size: int | None = None,
-) -> ImageData:
-    """Resolve a data set name (see DATASETS) to in-memory tensors.
-
-    Nothing is downloaded unless ``download`` is true; without files the error names the
-    folder and files to provide.
-    """
-    from . import data_files  # on-disk formats of the torchvision data sets
-
-    key = name.strip()
-    low = key.lower()
-    root = Path(data_dir).expanduser() if data_dir else Path("data")
-    if low == "digits":
-        return load_digits()
-    if low.startswith("synthetic"):
-        return load_synthetic(key.partition(":")[2])
-    if low in ("cifar10", "cifar100"):
-        return data_files.load_cifar(low, root, download=download)
-    if low in ("mnist", "fashion-mnist", "fashionmnist"):
-        return data_files.load_mnist("fashion-mnist" if low.startswith("fashion") else "mnist", root, download=download)
-    if low.startswith("imagefolder:"):
-        return data_files.load_imagefolder(Path(key.partition(":")[2]).expanduser(), image_size=image_size or 32)
-    raise DatasetError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
 
 
 def augment_batch(x: Tensor, generator: torch.Generator | None = None, pad: int = 4) -> Tensor:

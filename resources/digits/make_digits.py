@@ -1,4 +1,4 @@
-"""Build st_app/resources/digits/optdigits.csv.gz, the embedded default data set.
+"""Build resources/digits/optdigits.csv.gz, the embedded default data set.
 
 Source: UCI Machine Learning Repository, "Optical Recognition of Handwritten Digits"
 (E. Alpaydin, C. Kaynak, 1998), licence CC BY 4.0. The 1797-image copy used here is the one
@@ -6,9 +6,9 @@ scikit-learn ships as sklearn/datasets/data/digits.csv.gz (the UCI test set, 8x8
 integers 0..16). This script re-writes it in the same plain text layout (64 pixel values then
 the label per line, gzip-compressed), so the file can be checked and rebuilt:
 
-    pip install scikit-learn && python st_app/resources/digits/make_digits.py
+    pip install scikit-learn && python resources/digits/make_digits.py
 
-or, from UCI's original files: python st_app/resources/digits/make_digits.py optdigits.tes
+or, from UCI's original files: python resources/digits/make_digits.py optdigits.tes
 """
 
 from __future__ import annotations

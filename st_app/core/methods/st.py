@@ -1,8 +1,4 @@
-"""Training schemes as small strategy objects: CT, ST, ST++ and stochastic depth.
-
-Each method does the forward/backward work of one batch and leaves the optimizer step to the
-Trainer, so every scheme shares the same loop, schedule, checkpoints and events.
-"""
+"""ST and ST++: the main net teaches sampled ordered sub-nets (the paper's method)."""
 
 from __future__ import annotations
 
@@ -11,90 +7,20 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .models import ResidualNet
-from .plan import SubnetPlan, _check_space
+from ..models import ResidualNet
+from ..plan import SubnetPlan, _check_space
+from .base import Method, kl_to_teacher, total_stride
 
-__all__ = [
-    "METHODS",
-    "Method",
-    "CommonTraining",
-    "StimulativeTraining",
-    "StochasticDepth",
-    "STPP_MIN_SCALE",
-    "STPP_MIN_FEATURE_SIDE",
-    "make_method",
-    "total_stride",
-]
+__all__ = ["STPP_MIN_FEATURE_SIDE", "STPP_MIN_SCALE", "StimulativeTraining"]
 
 # ST++'s small-input recipe, from the authors' ImageNet code: sub-nets see the batch resized to
 # s x s, s uniform in [int(crop * 0.43), crop] (224 -> 96 px). ResNet-50 divides its input by
 # 32, so the smallest input there still leaves a 3 x 3 map for the last stage (7 x 7 at 224).
 STPP_MIN_SCALE = 0.43
 STPP_MIN_FEATURE_SIDE = 3
-
-
-class Method:
-    """Interface: ``step`` runs forward and backward for one batch.
-
-    It returns detached scalar tensors (loss terms); the Trainer turns them into floats once
-    per step, so a GPU is synchronised only where the numbers are needed.
-    """
-
-    name = "base"
-
-    def prepare(self, model: ResidualNet) -> None:
-        """Called once before training (and after loading) to set model-level state."""
-
-    def step(self, model: ResidualNet, images: Tensor, labels: Tensor, rng: random.Random) -> dict[str, float]:
-        raise NotImplementedError
-
-    def options(self) -> dict[str, Any]:
-        return {}
-
-    def eval_plan(self) -> SubnetPlan | None:
-        """The plan the per-epoch test accuracy should measure (None: the main net)."""
-        return None
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, **self.options()}
-
-
-class CommonTraining(Method):
-    """CT: cross-entropy on the main network only."""
-
-    name = "ct"
-
-    def step(self, model: ResidualNet, images: Tensor, labels: Tensor, rng: random.Random) -> dict[str, float]:
-        logits = model(images)
-        loss = F.cross_entropy(logits, labels)
-        loss.backward()
-        return {"loss": loss.detach(), "ce": loss.detach()}
-
-
-def kl_to_teacher(student: Tensor, teacher: Tensor, z_score: bool = False) -> Tensor:
-    """KL(softmax(teacher) || softmax(student)), batch mean; ``z_score`` gives ST++'s KL-."""
-    if z_score:
-        student = F.layer_norm(student, student.shape[-1:])
-        teacher = F.layer_norm(teacher, teacher.shape[-1:])
-    return F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), reduction="batchmean", log_target=True)
-
-
-def total_stride(model: ResidualNet) -> int:
-    """How many input pixels one pixel of the last stage's feature map spans (4 or 32 here)."""
-
-    def first(v: Any) -> int:
-        return int(v[0] if isinstance(v, (tuple, list)) else v)
-
-    stride = first(model.conv1.stride)
-    if isinstance(model.maxpool, torch.nn.MaxPool2d):
-        stride *= first(model.maxpool.stride)
-    for block in model.blocks:
-        stride *= int(block.shape.stride)
-    return stride
 
 
 @dataclass
@@ -174,7 +100,7 @@ class StimulativeTraining(Method):
         scale, side = self._resolved
         return min(crop, max(1, math.ceil(scale * crop), side))
 
-    def step(self, model: ResidualNet, images: Tensor, labels: Tensor, rng: random.Random) -> dict[str, float]:
+    def step(self, model: ResidualNet, images: Tensor, labels: Tensor, rng: random.Random) -> dict[str, Tensor]:
         if self._resolved is None:
             self._resolve(model)
         plans = [SubnetPlan.sample(model.layout, rng, self.space) for _ in range(self.n_subnets)]
@@ -190,7 +116,7 @@ class StimulativeTraining(Method):
         if not share:
             ce.backward()  # frees the main graph before the sub-nets run (paper: same memory)
         total_kl = ce.new_zeros(())
-        pending = ce if share else None
+        pending: Tensor | None = ce if share else None
         for plan, size in zip(plans, sizes):
             if plan.is_full and size == images.shape[-1]:
                 continue  # identical to the teacher: KL and its gradient are exactly zero
@@ -203,7 +129,7 @@ class StimulativeTraining(Method):
                 student = model(x, plan)
             kl = kl_to_teacher(student, teacher, self.kl_minus)
             total_kl = total_kl + kl.detach()
-            if share:
+            if pending is not None:
                 pending = pending + kl
             else:
                 kl.backward()
@@ -217,69 +143,3 @@ class StimulativeTraining(Method):
         if low >= crop:
             return crop  # no draw: the plans drawn are then the same as without small inputs
         return rng.randint(low, crop)
-
-
-@dataclass
-class StochasticDepth(Method):
-    """Huang et al. 2016: drop whole branches at random, survival 1 -> ``final_survival``.
-
-    Survival decays linearly with block depth; at evaluation each branch is scaled by its
-    survival probability (``branch_scale``), which the checkpoint records.
-    """
-
-    final_survival: float = 0.5
-    name: str = field(default="sd")
-
-    def options(self) -> dict[str, Any]:
-        return {"final_survival": self.final_survival}
-
-    def survival(self, model: ResidualNet) -> list[float]:
-        n = len(model.blocks)
-        return [1.0 - (i + 1) / n * (1.0 - self.final_survival) for i in range(n)]
-
-    def prepare(self, model: ResidualNet) -> None:
-        for block, p in zip(model.blocks, self.survival(model)):
-            block.branch_scale = p
-
-    def step(self, model: ResidualNet, images: Tensor, labels: Tensor, rng: random.Random) -> dict[str, float]:
-        keep = [rng.random() < p for p in self.survival(model)]
-        stages = tuple(tuple(b for b in stage if keep[b]) for stage in model.layout.stages)
-        plan = SubnetPlan(model.layout, stages)
-        logits = model(images, plan)
-        loss = F.cross_entropy(logits, labels)
-        loss.backward()
-        return {"loss": loss.detach(), "ce": loss.detach()}
-
-
-METHODS = ("ct", "st", "stpp", "sd")
-
-
-def make_method(name: str, **options: Any) -> Method:
-    """Build a method by name; unknown options are an error, not silently ignored."""
-    key = name.lower().replace("+", "p")
-    opts = {k: v for k, v in options.items() if v is not None}
-    try:
-        if key == "ct":
-            if opts:
-                raise TypeError(f"unexpected options {sorted(opts)}")
-            return CommonTraining()
-        if key == "st":
-            return StimulativeTraining(name="st", **opts)
-        if key in ("stpp", "stplusplus"):
-            defaults: dict[str, Any] = {"n_subnets": 6, "kl_minus": True, "small_inputs": True}
-            defaults.update(opts)
-            return StimulativeTraining(name="stpp", **defaults)
-        if key == "sd":
-            return StochasticDepth(**opts)
-    except TypeError as exc:
-        raise ValueError(f"bad options for method {name!r}: {exc}") from None
-    raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-
-
-def method_from_description(desc: dict[str, Any]) -> Method:
-    opts = dict(desc)
-    name = str(opts.pop("name", "ct"))
-    if name in ("st", "stpp"):
-        return StimulativeTraining(name=name, **opts)
-    return make_method(name, **opts)
-

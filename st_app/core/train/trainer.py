@@ -12,18 +12,19 @@ import math
 import random
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 
-from . import checkpoint as ckpt
-from .data import ImageData, iter_batches, load_dataset
-from .evaluate import accuracy, calibration_images, recalibrate_bn
-from .methods import Method, make_method, method_from_description
-from .models import ResidualNet, build_model
-from .plan import SubnetPlan
+from .. import checkpoint as ckpt
+from ..data import ImageData, iter_batches, load_dataset
+from ..evaluate import accuracy, calibration_images, recalibrate_bn
+from ..methods import Method, make_method, method_from_description
+from ..models import ResidualNet, build_model
+from ..plan import SubnetPlan
 
 __all__ = ["TrainConfig", "TrainControl", "TrainEvents", "Trainer", "TrainingError", "resolve_device"]
 
@@ -57,7 +58,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -204,7 +205,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- resume
     @classmethod
-    def resume(cls, out_dir: str | Path, **kwargs: Any) -> "Trainer":
+    def resume(cls, out_dir: str | Path, **kwargs: Any) -> Trainer:
         """Continue a run from its last finished epoch (weights, momentum, metrics)."""
         out_dir = Path(out_dir)
         meta_path = out_dir / ckpt.META_FILE
@@ -300,7 +301,7 @@ class Trainer:
             recalibrate_bn(self.model, plan, self._calib)  # the evaluated net's statistics, as the authors do
         t0 = time.perf_counter()
         test_acc = accuracy(self.model, plan, self.data.test_x, self.data.test_y)
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "test_acc": test_acc,
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "test_acc": test_acc,
                "epoch_seconds": epoch_seconds, "eval_seconds": time.perf_counter() - t0,
                "lr": self.lr_at(self.global_step), "step": self.global_step}
         if plan is not None:

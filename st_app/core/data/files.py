@@ -1,6 +1,6 @@
 """The torchvision data sets and user image folders, read from their on-disk formats.
 
-Everything here ends in ``data.from_uint8`` so every set becomes the same in-memory
+Everything here ends in ``types.from_uint8`` so every set becomes the same in-memory
 ``ImageData``. Nothing is downloaded unless asked; a missing or damaged file becomes a
 ``DatasetError`` whose one-line message says which file and what to do, never a traceback.
 The CIFAR python files are pickles, so they go through a restricted unpickler that can only
@@ -14,13 +14,14 @@ import gzip
 import os
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from .data import DatasetError, ImageData, from_uint8
+from .types import DatasetError, ImageData, from_uint8
 
 __all__ = ["load_cifar", "load_imagefolder", "load_mnist", "safe_unpickle"]
 
@@ -53,7 +54,7 @@ _PICKLE_ALLOWED: dict[tuple[str, str], Any] = {
 for _mod in ("numpy.core", "numpy._core"):
     _PICKLE_ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _multiarray._reconstruct
     _PICKLE_ALLOWED[(f"{_mod}.multiarray", "scalar")] = _multiarray.scalar
-    _PICKLE_ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = _numeric._frombuffer
+    _PICKLE_ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = _numeric._frombuffer  # type: ignore[attr-defined]
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -115,8 +116,8 @@ class _CifarFormat:
         train: tuple[str, ...],
         test: tuple[str, ...],
         meta: str,
-        read: Callable[[Path, "_CifarFormat"], tuple[np.ndarray, np.ndarray]],
-        read_meta: Callable[[Path, "_CifarFormat"], tuple[str, ...]],
+        read: Callable[[Path, _CifarFormat], tuple[np.ndarray, np.ndarray]],
+        read_meta: Callable[[Path, _CifarFormat], tuple[str, ...]],
         key: str = "",
     ) -> None:
         self.folder, self.train, self.test, self.meta = folder, train, test, meta
@@ -420,7 +421,10 @@ def load_imagefolder(path: Path, image_size: int = 32) -> ImageData:
     if image_size < 1:
         raise DatasetError(f"image size must be positive, got {image_size}")
     if not path.is_dir():
-        raise DatasetError(f"image folder {path} not found: expected {path}/<class>/*.png or {path}/train/<class>/ + {path}/test/<class>/")
+        raise DatasetError(
+            f"image folder {path} not found: expected {path}/<class>/*.png "
+            f"or {path}/train/<class>/ + {path}/test/<class>/"
+        )
     test_dir = next((path / d for d in ("test", "val") if (path / d).is_dir()), None)
     train_dir = path / "train"
     if train_dir.is_dir() and test_dir is None and _class_dirs(train_dir):

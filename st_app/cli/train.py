@@ -1,0 +1,157 @@
+"""``python -m st_app train``: train a model and write a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .args import UserError, int_at_least, positive_float, positive_int
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    from ..core.data import DATASETS
+    from ..core.methods import METHODS
+    from ..core.models import ARCHITECTURES
+
+    t = sub.add_parser("train", help="train a model (CT, ST, ST++ or stochastic depth)",
+                       description="Train a residual network and write a run folder (model.safetensors, "
+                       "meta.json, metrics.jsonl), checkpointed after every epoch.")
+    t.add_argument("--model", default="resnet20", choices=ARCHITECTURES, help="architecture (default resnet20)")
+    t.add_argument("--dataset", default="digits", help=f"data set: {', '.join(DATASETS)} (default digits, bundled)")
+    t.add_argument("--data-dir", default=None, help="folder holding the data set files (default ./data)")
+    t.add_argument("--download", action="store_true", help="download the data set if it is not in --data-dir")
+    t.add_argument("--image-size", type=positive_int, default=None, help="resize imagefolder images to this size (default 32)")
+    t.add_argument("--method", default="st", choices=METHODS, help="training scheme (default st)")
+    t.add_argument("--epochs", type=positive_int, default=None, help="epochs (default 30; with --resume: extend the run)")
+    t.add_argument("--batch-size", type=positive_int, default=64)
+    t.add_argument("--lr", type=positive_float, default=0.05, help="peak learning rate, cosine decay per step")
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--weight-decay", type=float, default=5e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    t.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
+    t.add_argument("--bn-reestimate", action="store_true",
+                   help="re-estimate the main net's BN statistics after every epoch (as the authors' code)")
+    t.add_argument("--out", required=True, help="run folder to write")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    g = t.add_argument_group("ST / ST++ options")
+    g.add_argument("--subnets", type=positive_int, default=None, help="sub-nets sampled per step (st: 1, stpp: 6)")
+    g.add_argument("--kl-minus", action=argparse.BooleanOptionalAction, default=None,
+                   help="z-score logits before the KL (ST++ 'KL-'; stpp default on)")
+    g.add_argument("--small-inputs", action=argparse.BooleanOptionalAction, default=None,
+                   help="feed sub-nets randomly down-scaled inputs (stpp default on)")
+    g.add_argument("--min-scale", type=positive_float, default=None, help="smallest input scale for sub-nets (0.43)")
+    g.add_argument("--min-side", type=int_at_least(1), default=None,
+                   help="smallest sub-net input side in pixels (default: 3 x the network's total stride, "
+                   "e.g. 12 for CIFAR ResNets, so 8x8 digits are never shrunk)")
+    g.add_argument("--space", default=None, help="per-stage drop ranges, e.g. '0|0-1|0-3|0' (default: all)")
+    g.add_argument("--no-share-prefix", action="store_true",
+                   help="ST: run each sub-net from the input instead of reusing the main net's shared prefix")
+    g.add_argument("--final-survival", type=positive_float, default=None, help="sd: survival of the last block (0.5)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    return t
+
+
+def _method_options(args: argparse.Namespace, layout: Any) -> dict[str, Any]:
+    from ..core.plan import parse_space
+
+    opts: dict[str, Any] = {}
+    if args.method in ("st", "stpp"):
+        opts = {"n_subnets": args.subnets, "kl_minus": args.kl_minus, "small_inputs": args.small_inputs,
+                "min_scale": args.min_scale, "min_side": args.min_side}
+        if args.space:
+            opts["space"] = parse_space(args.space, layout)
+        if args.no_share_prefix:
+            opts["share_prefix"] = False
+    elif args.method == "sd":
+        opts = {"final_survival": args.final_survival}
+    else:
+        used = [n for n in ("subnets", "kl_minus", "small_inputs", "min_scale", "min_side", "space", "final_survival")
+                if getattr(args, n) is not None]
+        if used or args.no_share_prefix:
+            raise UserError(f"options {', '.join('--' + u.replace('_', '-') for u in used)} do not apply to ct")
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+class _Progress:
+    """tqdm progress bar with loss and ETA; one summary line per epoch."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        done = info["start_epoch"] * (info["total_steps"] // max(1, info["epochs"]))
+        self.bar = tqdm(total=info["total_steps"], initial=done, unit="step", dynamic_ncols=True,
+                        desc=f"{info['run']} on {info['device']}", file=sys.stderr)
+
+    def on_step(self, info: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(epoch=f"{info['epoch']}", loss=f"{info['loss']:.3f}", refresh=False)
+
+    def on_probe(self, info: dict[str, Any]) -> None: ...
+
+    def on_epoch(self, info: dict[str, Any]) -> None:
+        line = (f"epoch {info['epoch']}: train loss {info['train_loss']:.4f}, test acc {info['test_acc']:.2f}%, "
+                f"{info['epoch_seconds']:.1f}s")
+        if self.bar is not None:
+            self.bar.write(line)
+        elif not self.quiet:
+            print(line, file=sys.stderr)
+
+    def on_end(self, info: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..core.models import build_model
+    from ..core.train import TrainConfig, Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    progress = _Progress(args.quiet)
+    out = Path(args.out)
+    if args.resume:
+        trainer = Trainer.resume(out, events=[progress], device=args.device if args.device != "auto" else None,
+                                 epochs=args.epochs)
+    else:
+        config = TrainConfig(
+            model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs or 30,
+            batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+            seed=args.seed, device=args.device, bn_reestimate=args.bn_reestimate,
+            data_dir=args.data_dir, image_size=args.image_size,
+        )
+        from ..core.data import load_dataset
+
+        data = load_dataset(args.dataset, args.data_dir, download=args.download, image_size=args.image_size)
+        layout = build_model(args.model, data.num_classes, data.in_channels, data.image_size).layout
+        config.method_options = _method_options(args, layout)
+        trainer = Trainer(config, data=data, out_dir=out, events=[progress])
+    (out).mkdir(parents=True, exist_ok=True)
+    _record_command(out, args.argv)
+    history = trainer.run()
+    if history:
+        last = history[-1]
+        print(f"{out}: epoch {last['epoch']}, test accuracy {last['test_acc']:.2f}%")
+    return 0
+
+
+def _record_command(out: Path, argv: Sequence[str]) -> None:
+    """Append the exact command line to the run folder, so a run can be repeated."""
+    line = "python -m st_app " + " ".join(shlex.quote(a) for a in argv)
+    with open(out / "command.txt", "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")

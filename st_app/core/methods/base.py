@@ -1,0 +1,64 @@
+"""The interface every training scheme implements, and what several schemes share."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..models import ResidualNet
+from ..plan import SubnetPlan
+
+__all__ = ["Method", "kl_to_teacher", "total_stride"]
+
+
+class Method:
+    """Interface: ``step`` runs forward and backward for one batch.
+
+    It returns detached scalar tensors (loss terms); the Trainer turns them into floats once
+    per step, so a GPU is synchronised only where the numbers are needed.
+    """
+
+    name = "base"
+
+    def prepare(self, model: ResidualNet) -> None:
+        """Called once before training (and after loading) to set model-level state."""
+
+    def step(self, model: ResidualNet, images: Tensor, labels: Tensor, rng: random.Random) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    def eval_plan(self) -> SubnetPlan | None:
+        """The plan the per-epoch test accuracy should measure (None: the main net)."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options()}
+
+
+
+def kl_to_teacher(student: Tensor, teacher: Tensor, z_score: bool = False) -> Tensor:
+    """KL(softmax(teacher) || softmax(student)), batch mean; ``z_score`` gives ST++'s KL-."""
+    if z_score:
+        student = F.layer_norm(student, student.shape[-1:])
+        teacher = F.layer_norm(teacher, teacher.shape[-1:])
+    return F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), reduction="batchmean", log_target=True)
+
+
+def total_stride(model: ResidualNet) -> int:
+    """How many input pixels one pixel of the last stage's feature map spans (4 or 32 here)."""
+
+    def first(v: Any) -> int:
+        return int(v[0] if isinstance(v, (tuple, list)) else v)
+
+    stride = first(model.conv1.stride)
+    if isinstance(model.maxpool, torch.nn.MaxPool2d):
+        stride *= first(model.maxpool.stride)
+    for block in model.blocks:
+        stride *= int(block.shape.stride)
+    return stride

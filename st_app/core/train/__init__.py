@@ -1,0 +1,23 @@
+"""Training: the one ``Trainer`` loop shared by the command line, the app and the analyses."""
+
+from __future__ import annotations
+
+from .trainer import (
+    TrainConfig,
+    TrainControl,
+    Trainer,
+    TrainEvents,
+    TrainingError,
+    available_devices,
+    resolve_device,
+)
+
+__all__ = [
+    "TrainConfig",
+    "TrainControl",
+    "TrainEvents",
+    "Trainer",
+    "TrainingError",
+    "available_devices",
+    "resolve_device",
+]
