@@ -132,3 +132,38 @@ def test_bn_reestimation_changes_running_stats_only():
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert torch.equal(sa["layer1.0.conv1.weight"], sb["layer1.0.conv1.weight"])
     assert not torch.equal(sa["layer1.0.bn1.running_mean"], sb["layer1.0.bn1.running_mean"])
+
+
+class _HeadedCT(CommonTraining):
+    """CT plus a trainable extra head, to exercise Method.training_modules and begin_epoch."""
+
+    def __init__(self):
+        self.head = torch.nn.Linear(64, 10)
+        self.epochs_seen = []
+
+    def training_modules(self):
+        return self.head
+
+    def begin_epoch(self, epoch, epochs):
+        self.epochs_seen.append((epoch, epochs))
+
+    def step(self, model, images, labels, rng):
+        feats = torch.flatten(model.avgpool(model.forward_features(images)), 1)
+        loss = torch.nn.functional.cross_entropy(model.fc(feats), labels)
+        aux = torch.nn.functional.cross_entropy(self.head(feats), labels)
+        (loss + aux).backward()
+        return {"loss": (loss + aux).detach()}
+
+
+def test_method_parts_are_trained_saved_and_restored(tmp_path):
+    method = _HeadedCT()
+    before = method.head.weight.detach().clone()
+    tr = Trainer(_cfg(method="ct", epochs=2), out_dir=tmp_path / "r", method=method)
+    tr.run()
+    assert method.epochs_seen == [(0, 2), (1, 2)]
+    assert not torch.equal(before, method.head.weight)  # the optimizer moved the head
+    fresh = _HeadedCT()
+    ckpt.load_method_state(tmp_path / "r", fresh.training_modules())
+    assert torch.equal(fresh.head.weight, method.head.weight)
+    with pytest.raises(ckpt.CheckpointError, match="method state"):
+        ckpt.load_method_state(tmp_path / "missing", fresh.training_modules())

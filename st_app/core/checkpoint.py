@@ -38,6 +38,7 @@ __all__ = [
 MODEL_FILE = "model.safetensors"
 META_FILE = "meta.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
+METHOD_FILE = "method.safetensors"
 METRICS_FILE = "metrics.jsonl"
 FORMAT = "st_app.checkpoint/1"
 
@@ -153,6 +154,28 @@ def load_optimizer_state(run_dir: Path, optimizer: torch.optim.Optimizer) -> boo
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"optimizer state {path} does not fit this model: {exc}") from None
     return True
+
+
+def save_method_state(run_dir: Path, modules: torch.nn.Module | None) -> None:
+    """Write the state of a method's own trainable parts (auxiliary heads...), if it has any."""
+    if modules is None:
+        return
+    tensors = _tensors(modules.state_dict())
+    _atomic(Path(run_dir) / METHOD_FILE, lambda tmp: save_file(tensors, tmp))
+
+
+def load_method_state(run_dir: Path, modules: torch.nn.Module | None) -> None:
+    """Restore what :func:`save_method_state` wrote; a method with parts needs the file."""
+    if modules is None:
+        return
+    path = Path(run_dir) / METHOD_FILE
+    try:
+        state = load_file(str(path))
+        device = next((p.device for p in modules.parameters()), torch.device("cpu"))
+        modules.load_state_dict({k: v.to(device) for k, v in state.items()})
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"method state {path} is missing or does not fit: {first}") from None
 
 
 # ----------------------------------------------------------------------------- reading

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..models import ResidualNet
 from ..plan import SubnetPlan
@@ -40,6 +40,16 @@ class Method:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, **self.options()}
 
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        """Called before each epoch (0-based) of ``epochs``; for schedules such as KL ramps."""
+
+    def training_modules(self) -> nn.Module | None:
+        """Trainable parts the method adds beside the network (e.g. auxiliary heads), or None.
+
+        The Trainer optimises their parameters with the model's and saves their state in the
+        run folder (``method.safetensors``); sub-nets, export and the block graph never use them.
+        """
+        return None
 
 
 def kl_to_teacher(student: Tensor, teacher: Tensor, z_score: bool = False) -> Tensor:

@@ -156,6 +156,7 @@ class Trainer:
         probe_images: int | None = 2000,
         name: str | None = None,
         overwrite: bool = False,
+        method: Method | None = None,
     ) -> None:
         self.config = config
         self.name = name or config.method
@@ -168,10 +169,14 @@ class Trainer:
             model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size)
         self._check_model(model)
         self.model = model.to(self.device)
-        self.method: Method = make_method(config.method, **config.method_options)
+        self.method: Method = method or make_method(config.method, **config.method_options)
         self.method.prepare(self.model)
+        extra = self.method.training_modules()
+        params = list(self.model.parameters())
+        if extra is not None:
+            params += list(extra.to(self.device).parameters())
         self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
+            params,
             lr=config.lr,
             momentum=config.momentum,
             nesterov=config.nesterov and config.momentum > 0,
@@ -221,9 +226,9 @@ class Trainer:
                 setattr(config, key, kwargs.pop(key))
         kwargs.pop("device", None)
         kwargs.pop("epochs", None)
-        trainer = cls(config, model=loaded.model, out_dir=out_dir, overwrite=True, **kwargs)
-        trainer.method = method_from_description(meta.get("method", {"name": config.method}))
-        trainer.method.prepare(trainer.model)
+        method = method_from_description(meta.get("method", {"name": config.method}))
+        trainer = cls(config, model=loaded.model, out_dir=out_dir, overwrite=True, method=method, **kwargs)
+        ckpt.load_method_state(out_dir, method.training_modules())
         ckpt.load_optimizer_state(out_dir, trainer.optimizer)
         trainer.epoch = int(meta.get("epoch", 0))
         trainer.global_step = trainer.epoch * trainer.steps_per_epoch
@@ -253,6 +258,7 @@ class Trainer:
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
             rng = random.Random(cfg.seed * 1_000_003 + epoch)
             self.model.train()
+            self.method.begin_epoch(epoch, cfg.epochs)
             loss_sum, n_seen, t_epoch = 0.0, 0, time.perf_counter()
             for i, (xb, yb) in enumerate(iter_batches(self.data.train_x, self.data.train_y, cfg.batch_size,
                                                       generator=gen, augment=self.data.augment)):
@@ -353,6 +359,7 @@ class Trainer:
         """Write weights + meta atomically and append the epoch's metrics line."""
         out_dir = Path(out_dir)
         path = ckpt.save_checkpoint(out_dir, self.model, self.metadata(row), self.optimizer)
+        ckpt.save_method_state(out_dir, self.method.training_modules())
         lines = "".join(json.dumps(r) + "\n" for r in self.history)
         ckpt.atomic_write_text(out_dir / ckpt.METRICS_FILE, lines)
         return path
