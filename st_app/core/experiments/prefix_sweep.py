@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..evaluate import BN_MODES, PlanResult, SweepResult, bn_state, running_stats
-from ..models import ResidualNet
+from ..models import Op, ResidualNet
 from ..plan import SubnetPlan, ordered_space
 from .common import Progress, ShouldStop
 
@@ -39,7 +39,6 @@ __all__ = ["prefix_sweep", "tree_sweep", "tree_logits", "plan_ops", "op_bn_layer
 CALIB_BATCH = 256
 EVAL_BATCH = 512
 
-Op = tuple[str, int]  # ("block", b): run block b; ("proj", b): dropped entry block b, projection only
 LeafHook = Callable[[int, int, Tensor], None]  # (unique plan index, test chunk index, logits)
 
 
@@ -58,36 +57,34 @@ class _Node:
 
 
 def plan_ops(model: ResidualNet, plan: SubnetPlan) -> tuple[Op, ...]:
-    """The block-level operations a plan's forward performs, in order (after the stem)."""
-    ops: list[Op] = []
-    for s, blocks in enumerate(plan.stages):
-        entry = model.layout.stages[s][0]
-        if entry not in blocks and model.blocks[entry].downsample is not None:
-            ops.append(("proj", entry))
-        ops.extend(("block", b) for b in blocks)
-    return tuple(ops)
+    """The operations a plan's forward performs, in order (after the stem); the model's family defines them."""
+    return model.plan_ops(plan)
 
 
 def op_bn_layers(model: ResidualNet, op: Op | None) -> list[nn.modules.batchnorm._BatchNorm]:
     """BN layers whose statistics an op's forward uses (None: the stem)."""
     if op is None:
-        return _bn_layers(model.bn1)
-    if op[0] == "proj":
-        return _bn_layers(model.blocks[op[1]].downsample)  # type: ignore[arg-type]
-    return _bn_layers(model.blocks[op[1]])
+        return [m for p in _stem_modules(model) for m in _bn_layers(p)]
+    return [m for mod in model.op_modules(op) for m in _bn_layers(mod)]
+
+
+def _stem_modules(model: ResidualNet) -> list[nn.Module]:
+    """Modules holding the stem's parameters (its BN layers are what recalibration resets)."""
+    ids = {id(p) for p in model.stem_parameters()}
+    return [m for m in model.modules() if any(id(p) in ids for p in m.parameters(recurse=False))]
 
 
 def run_op(model: ResidualNet, op: Op | None, x: Tensor) -> Tensor:
-    """One operation of a plan's forward (None: the stem), as ``ResidualNet.forward`` runs it."""
+    """One operation of a plan's forward (None: the stem), as ``model.forward`` runs it."""
     if op is None:
         return model.forward_stem(x)
-    kind, b = op
-    return model.blocks[b](x, run_branch=(kind == "block"))
+    return model.run_op(op, x)
 
 
-def _first_stage_ops(model: ResidualNet, ops: tuple[Op, ...]) -> tuple[Op, ...]:
-    first = set(model.layout.stages[0])
-    return tuple(op for op in ops if op[1] in first)
+def _group_key(plan: SubnetPlan) -> tuple[int, ...]:
+    """Plans of one trie: those with the same first group (a one-group network: the same first unit)."""
+    first = plan.stages[0]
+    return first if len(plan.stages) > 1 else first[:1]
 
 
 def _build_groups(model: ResidualNet, plans: Sequence[SubnetPlan], grouped: bool = True) -> list[_Node]:
@@ -96,10 +93,10 @@ def _build_groups(model: ResidualNet, plans: Sequence[SubnetPlan], grouped: bool
     Groups cost a few repeated first-stage blocks but let results (and progress) arrive
     while the sweep runs when the test images take several chunks or BN is recalibrated.
     """
-    groups: dict[tuple[Op, ...], _Node] = {}
+    groups: dict[tuple[int, ...], _Node] = {}
     for i, plan in enumerate(plans):
         ops = plan_ops(model, plan)
-        node = groups.setdefault(_first_stage_ops(model, ops) if grouped else (), _Node(None))
+        node = groups.setdefault(_group_key(plan) if grouped else (), _Node(None))
         for op in ops:
             child = node.children.get(op)
             if child is None:
