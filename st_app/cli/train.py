@@ -17,7 +17,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     from ..core.data import DATASETS
     from ..core.methods import METHODS
-    from ..core.models import ARCHITECTURES
+    from ..core.models import ARCHITECTURES, GRANULARITIES
 
     t = sub.add_parser("train", help="train a model (CT, ST, ST++ or stochastic depth)",
                        description="Train a residual network and write a run folder (model.safetensors, "
@@ -27,6 +27,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None, help="folder holding the data set files (default ./data)")
     t.add_argument("--download", action="store_true", help="download the data set if it is not in --data-dir")
     t.add_argument("--image-size", type=positive_int, default=None, help="resize imagefolder images to this size (default 32)")
+    t.add_argument("--vit-granularity", default="block", choices=GRANULARITIES,
+                   help="vision transformers: a plan unit is a whole block or each residual half (default block)")
     t.add_argument("--method", default="st", choices=METHODS, help="training scheme (default st)")
     t.add_argument("--epochs", type=positive_int, default=None, help="epochs (default 30; with --resume: extend the run)")
     t.add_argument("--batch-size", type=positive_int, default=64)
@@ -133,12 +135,13 @@ def run(args: argparse.Namespace) -> int:
             model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs or 30,
             batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
             seed=args.seed, device=args.device, bn_reestimate=args.bn_reestimate,
-            data_dir=args.data_dir, image_size=args.image_size,
+            data_dir=args.data_dir, image_size=args.image_size, granularity=args.vit_granularity,
         )
         from ..core.data import load_dataset
 
         data = load_dataset(args.dataset, args.data_dir, download=args.download, image_size=args.image_size)
-        layout = build_model(args.model, data.num_classes, data.in_channels, data.image_size).layout
+        layout = build_model(args.model, data.num_classes, data.in_channels, data.image_size,
+                             granularity=args.vit_granularity).layout
         config.method_options = _method_options(args, layout)
         trainer = Trainer(config, data=data, out_dir=out, events=[progress])
     (out).mkdir(parents=True, exist_ok=True)

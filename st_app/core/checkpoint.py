@@ -248,7 +248,7 @@ def _recognise(state: dict[str, torch.Tensor], image_size: int | None,
 def build_from_state(config: ModelConfig, state: dict[str, torch.Tensor], source: Path) -> ResidualNet:
     """Build the model and load weights, naming every missing, unexpected or mis-shaped tensor."""
     try:
-        model = model_from_config(config)
+        model = model_from_config(config, empty=True)  # no weights to initialise: they are loaded next
     except ValueError as exc:
         raise CheckpointError(f"{source}: {exc}") from None
     own = model.state_dict()
@@ -268,7 +268,7 @@ def build_from_state(config: ModelConfig, state: dict[str, torch.Tensor], source
         problems.append(shapes[0] + (f" (and {len(shapes) - 1} more)" if len(shapes) > 1 else ""))
     if problems:
         raise CheckpointError(f"{source} does not match {config.arch}: " + "; ".join(problems))
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, assign=True)
     return model
 
 

@@ -25,6 +25,7 @@ from ..data import ImageData
 from ..evaluate import BNMode, calibration_images
 from ..plan import SubnetPlan
 from .common import Partial, Progress, ShouldStop, check_same_architecture, checkpoint_info
+from .triangle import triangle_summary, triangle_table
 
 __all__ = [
     "ANALYSES",
@@ -38,7 +39,7 @@ __all__ = [
     "write_report",
 ]
 
-ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare")
+ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare", "loafing_triangle")
 
 
 def _check_bn(bn: str) -> BNMode:
@@ -261,7 +262,7 @@ def _compare_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 
 _TABLES = {"importance": _importance_table, "loafing": _loafing_table, "subnets": _subnets_table, "robustness": _robustness_table,
-           "compare": _compare_table}
+           "compare": _compare_table, "loafing_triangle": triangle_table}
 
 
 def report_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -331,7 +332,7 @@ def _compare_summary(report: dict[str, Any]) -> list[str]:
 
 
 _SUMMARIES = {"importance": _importance_summary, "loafing": _loafing_summary, "subnets": _subnets_summary,
-              "robustness": _robustness_summary, "compare": _compare_summary}
+              "robustness": _robustness_summary, "compare": _compare_summary, "loafing_triangle": triangle_summary}
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor
 
 from . import densenet, resnet, vit, wrn
@@ -59,11 +60,19 @@ def describe_arch(arch: str) -> str:
     return family_of(arch).describe(arch)
 
 
-def model_from_config(config: ModelConfig) -> ResidualNet:
-    """The model a config describes (fresh weights), whatever its family."""
+def model_from_config(config: ModelConfig, *, empty: bool = False) -> ResidualNet:
+    """The model a config describes (fresh weights), whatever its family.
+
+    ``empty=True`` allocates no weights (they live on the ``meta`` device): for loading a
+    checkpoint with ``load_state_dict(..., assign=True)``, without initialising a ViT-B's
+    86M parameters only to overwrite them.
+    """
     family = family_of(config.arch)
     if config.granularity != "block" and family.name != "vit":
         raise ValueError(f"granularity {config.granularity!r} applies to vision transformers, not to {config.arch}")
+    if empty:
+        with torch.device("meta"):
+            return family.build(config)
     return family.build(config)
 
 

@@ -12,6 +12,7 @@ depend on a BN setting: "main-net statistics" and "recalibrated" give the same n
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -52,6 +53,22 @@ VIT_SPECS = {
 _LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
 
+@contextlib.contextmanager
+def _exportable_attention() -> Iterator[None]:
+    """While exporting to ONNX, attention takes its plain path: the fused inference kernel
+    (``aten::_native_multi_head_attention``) has no ONNX form; otherwise nothing changes."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not torch.onnx.is_in_onnx_export():
+        yield
+        return
+    was = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(was)
+
+
 class MLPBlock(nn.Sequential):
     """Linear-GELU-Dropout-Linear-Dropout (torchvision's ``MLPBlock`` names: 0 and 3)."""
 
@@ -85,7 +102,8 @@ class EncoderBlock(nn.Module):
     def run_half(self, x: Tensor, half: int) -> Tensor:
         if half == 0:
             y = self.ln_1(x)
-            y, _ = self.self_attention(y, y, y, need_weights=False)
+            with _exportable_attention():
+                y, _ = self.self_attention(y, y, y, need_weights=False)
             y = self.dropout(y)
         else:
             y = self.mlp(self.ln_2(x))

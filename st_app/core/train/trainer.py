@@ -53,6 +53,7 @@ class TrainConfig:
     bn_reestimate_images: int = 2000
     data_dir: str | None = None
     image_size: int | None = None
+    granularity: str = "block"  # plan unit of a vision transformer: "block" or "half"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +167,8 @@ class Trainer:
         self.data = (data or load_dataset(config.dataset, config.data_dir, image_size=config.image_size)).to(self.device)
         torch.manual_seed(config.seed)
         if model is None:
-            model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size)
+            model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size,
+                                granularity=config.granularity)
         self._check_model(model)
         self.model = model.to(self.device)
         self.method: Method = method or make_method(config.method, **config.method_options)
