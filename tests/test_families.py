@@ -200,3 +200,85 @@ def test_loafing_triangle_from_the_command_line(tmp_path, capsys):
         pair = [(type("C", (), {"model": tiny("vit-micro"), "meta": {}})(),) * 2,
                 (type("C", (), {"model": big, "meta": {}})(),) * 2]
         triangle_pairs(pair)
+
+
+@pytest.fixture(scope="module")
+def family_runs(tmp_path_factory):
+    """One-epoch CT and ST runs of a vision transformer and a DenseNet-BC on synthetic 8x8 images."""
+    from st_app.core.data import load_dataset
+    from st_app.core.train import TrainConfig, Trainer
+
+    root = tmp_path_factory.mktemp("family_runs")
+    data = load_dataset("synthetic:1,8,10,96,48")
+    for arch in ("vit-micro", "densenet-bc-22"):
+        for method in ("ct", "st"):
+            cfg = TrainConfig(model=arch, dataset=data.name, method=method, epochs=1, seed=0, device="cpu")
+            Trainer(cfg, data=data, out_dir=root / f"{arch}-{method}").run()
+    return root
+
+
+@pytest.mark.parametrize("arch", ["vit-micro", "densenet-bc-22"])
+def test_subnet_and_loafing_analyses_run_on_the_new_families(family_runs, arch, tmp_path, capsys):
+    from st_app.cli import main
+
+    ct, st = family_runs / f"{arch}-ct", family_runs / f"{arch}-st"
+    assert main(["analyze", "subnets", "--ct", str(ct), "--st", str(st), "--out", str(tmp_path / "s"), "--json",
+                 "--quiet"]) == 0
+    subnets = json.loads(capsys.readouterr().out)
+    layout = load_checkpoint(ct).model.layout
+    assert subnets["arch"] == arch and subnets["n_plans"] == len(ordered_space(layout))
+    assert [r["plan"] for r in subnets["ct"]["results"]] == [str(p) for p in ordered_space(layout)]
+    smallest = "depths:" + ",".join("1" * len(layout.stages))
+    assert main(["analyze", "loafing", "--ct", str(ct), "--st", str(st), "--plans", smallest, "--epochs", "1",
+                 "--out", str(tmp_path / "l"), "--json", "--quiet"]) == 0
+    loafing = json.loads(capsys.readouterr().out)
+    (row,) = loafing["results"]
+    assert row["depths"] == [1] * len(layout.stages) and 0 <= row["alone"] <= 100
+    assert {"within_ct", "within_st", "other_bn"} <= set(row)
+    assert main(["analyze", "robustness", "--ct", str(ct), "--st", str(st), "--max-k", "2", "--repeats", "2",
+                 "--out", str(tmp_path / "r"), "--json", "--quiet"]) == 0
+    robust = json.loads(capsys.readouterr().out)
+    assert len(robust["delete_one"]["st"]) == layout.num_blocks
+    assert robust["max_swaps"] == (0 if layout.order == "fixed" else 2)  # dense layers are never permuted
+    assert main(["analyze", "importance", "--ct", str(ct), "--st", str(st), "--out", str(tmp_path / "i"),
+                 "--json", "--quiet"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["importance"]["ct"]) == layout.num_blocks
+
+
+def test_layout_rules_and_messages_per_family():
+    resnet = build_model("resnet20", 10, 1, 8).layout
+    with pytest.raises(ValueError, match="it belongs to stage 2, not stage 1"):
+        SubnetPlan.parse("0,3|4|6", resnet)
+    dense = build_model("densenet-bc-22", 10, 1, 8).layout
+    assert (dense.order, dense.group_name, dense.unit_name) == ("fixed", "dense block", "layer")
+    with pytest.raises(ValueError, match=r"layers cannot be permuted.*\(layer 2 is listed before 1 in dense block 1\)"):
+        SubnetPlan.parse("0,2,1|3,4,5|6,7,8", dense)
+    with pytest.raises(ValueError, match="cannot be permuted"):
+        dense.full_plan().swap(3, 4)
+    assert str(dense.full_plan().delete(4)) == "0,1,2|3,5|6,7,8"
+    assert str(dense.full_plan().delete(4).delete(3).restore(4)) == "0,1,2|4,5|6,7,8"
+    with pytest.raises(ValueError, match="space for dense block 2 must drop between 0 and 2 layers"):
+        SubnetPlan.sample(dense, random.Random(0), [[0], [3], [0]])
+    assert "concatenated" in dense.path_rule and dense.full_plan().num_paths == 2 ** 9
+    vit = build_model("vit-micro", 10, 1, 8).layout
+    n = vit.num_blocks
+    assert vit.order == "free" and len(vit.stages) == 1 and vit.full_plan().num_branches == 2 * n
+    assert str(vit.full_plan().swap(0, n - 1)).startswith(f"{n - 1},1,")
+    assert len(ordered_space(vit)) == n
+
+
+def test_transformer_halves_are_the_blocks_split_in_two():
+    block = tiny("vit-micro")
+    half = build_model("vit-micro", 10, 1, 8, granularity="half").eval()
+    half.load_state_dict(block.state_dict())  # the same tensor names at both granularities
+    n = block.layout.num_blocks
+    assert half.layout.num_blocks == 2 * n and half.layout.kinds[:2] == ("attention", "mlp")
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(half(x), block(x))
+        deleted = half.layout.full_plan().delete(2).delete(3)
+        torch.testing.assert_close(half(x, deleted), block(x, block.layout.full_plan().delete(1)))
+        only_mlp = half.layout.full_plan().delete(2)  # block 1 keeps its MLP half
+        assert not torch.allclose(half(x, only_mlp), block(x, block.layout.full_plan().delete(1)))
+    swapped = half.layout.full_plan().swap(0, 1)  # an MLP half may run before an attention half
+    assert str(swapped).startswith("1,0,2")

@@ -53,16 +53,17 @@ def test_torchvision_state_dict_evaluates_with_torchvisions_logits(arch, size, t
     assert report["results"][0]["accuracy"] == pytest.approx(accuracy, abs=1e-3)
 
 
-def _dense_reference(tv: nn.Module, x: torch.Tensor, keep: list[int]) -> torch.Tensor:
-    """torchvision's DenseNet modules run by hand: the first keep[i] layers of dense block i,
-    zeros in the channels of the others (the definition the README states)."""
+def _dense_reference(tv: nn.Module, x: torch.Tensor, keep: list[int] | list[set[int]]) -> torch.Tensor:
+    """torchvision's DenseNet modules run by hand: the first keep[i] layers of dense block i (or
+    the layers in the set keep[i]), zeros in the channels of the others (the README's definition)."""
     f = tv.features
     x = f.pool0(f.relu0(f.norm0(f.conv0(x))))
     for i, k in enumerate(keep):
+        kept = set(range(k)) if isinstance(k, int) else k
         feats = [x]
         for j, layer in enumerate(getattr(f, f"denseblock{i + 1}").values()):
             new = layer(feats)
-            feats.append(new if j < k else torch.zeros_like(new))
+            feats.append(new if j in kept else torch.zeros_like(new))
         x = torch.cat(feats, 1)
         if i < len(keep) - 1:
             x = getattr(f, f"transition{i + 1}")(x)
@@ -93,3 +94,19 @@ def test_densenet121_inside_densenet169_from_the_command_line(tmp_path, capsys):
     # the architecture of densenet121 is an ordered sub-net of densenet169 (and of nothing smaller)
     d121 = build_model("densenet121", 5, 3, 32)
     assert ours.subnet_of(d121) == plan and d121.subnet_of(ours) is None
+
+
+def test_a_deleted_middle_layer_leaves_zeros_that_later_layers_read():
+    torch.manual_seed(0)
+    tv = torchvision.models.densenet121(weights=None, num_classes=5).eval()
+    _randomise(tv, 3)
+    ours = build_model("densenet121", 5, 3, 32).eval()
+    ours.load_state_dict(tv.state_dict())
+    plan = ours.layout.full_plan().delete(2).delete(20)  # layer 3 of block 1, layer 3 of block 3 (0-based 2, 20)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = _dense_reference(tv, x, [set(range(6)) - {2}, set(range(12)), set(range(24)) - {2}, set(range(16))])
+        torch.testing.assert_close(ours(x, plan), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="layers cannot be permuted"):
+        plan.swap(0, 1)
+    assert str(plan.restore(2)).startswith("0,1,2,3,4,5|")

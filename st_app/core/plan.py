@@ -14,6 +14,7 @@ groups from 1, as the block graph labels them; units keep their global ids from 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -143,6 +144,10 @@ class NetLayout:
         raise ValueError(f"unknown {self.unit_name} {block}: this network has {self.unit_name}s 0..{self.num_blocks - 1}")
 
     def full_plan(self) -> SubnetPlan:
+        return self._full
+
+    @functools.cached_property
+    def _full(self) -> SubnetPlan:  # built (and validated) once: every plain forward asks for it
         return SubnetPlan(self, self.stages)
 
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..plan import NetLayout, SubnetPlan
 
-__all__ = ["GRANULARITIES", "ModelConfig", "Op", "ResidualNet", "count_flops"]
+__all__ = ["GRANULARITIES", "ModelConfig", "Op", "ResidualNet", "StemSummary", "count_flops"]
 
 #: ("block", b): run unit b. Families add their own kinds ("proj", "zeros", "transition", "norm").
 Op = tuple[str, int]
@@ -75,6 +75,17 @@ class ModelConfig:
             raise ValueError(f"model description is incomplete or malformed: {exc}") from None
 
 
+@dataclass(frozen=True)
+class StemSummary:
+    """The stem as the block graph labels it: output channels (a ViT: its width), kernel
+    (a ViT: its patch), how much it shrinks the image, and one line of text."""
+
+    channels: int
+    kernel: int
+    reduction: int
+    text: str
+
+
 class ResidualNet(nn.Module):
     """Base class of every family: a network whose forward accepts a :class:`SubnetPlan`.
 
@@ -113,6 +124,14 @@ class ResidualNet(nn.Module):
 
     def total_stride(self) -> int:  # pragma: no cover - abstract
         """Input pixels one position of the last feature map spans (ResNet-50: 32, a ViT: its patch)."""
+        raise NotImplementedError
+
+    def stem_summary(self) -> StemSummary:  # pragma: no cover - abstract
+        """What the block graph draws for the stem."""
+        raise NotImplementedError
+
+    def group_sizes(self) -> list[int]:  # pragma: no cover - abstract
+        """Spatial side of each group's output at ``config.image_size`` (a ViT: its patch grid)."""
         raise NotImplementedError
 
     def architecture_key(self) -> tuple[Any, ...]:  # pragma: no cover - abstract

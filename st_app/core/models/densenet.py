@@ -12,6 +12,7 @@ of all earlier layers at fixed positions.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..plan import BlockShape, NetLayout, SubnetPlan
-from .base import ModelConfig, Op, ResidualNet
+from .base import ModelConfig, Op, ResidualNet, StemSummary
 from .registry import Family, StateDict, UnknownLayout
 
 __all__ = ["DenseLayer", "DenseNet", "DenseSpec", "FAMILY", "parse_densenet"]
@@ -217,6 +218,22 @@ class DenseNet(ResidualNet):
 
     def total_stride(self) -> int:
         return (1 if self.spec.cifar else 4) * 2 ** len(self.transitions)
+
+    def stem_summary(self) -> StemSummary:
+        c = self.spec.init_features
+        if self.spec.cifar:
+            return StemSummary(c, 3, 1, f"conv 3x3, {c}")
+        return StemSummary(c, 7, 4, f"conv 7x7, {c}, stride 2, max-pool")
+
+    def group_sizes(self) -> list[int]:
+        """Each dense block's side; the transitions after blocks 1..n-1 halve it (average pool 2)."""
+        size = self.config.image_size if self.spec.cifar else math.ceil(math.ceil(self.config.image_size / 2) / 2)
+        out = []
+        for g in range(len(self.dense_blocks)):
+            out.append(max(1, size))
+            if g < len(self.transitions):
+                size //= 2
+        return out
 
     def architecture_key(self) -> tuple[Any, ...]:
         s = self.spec

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..plan import NetLayout, SubnetPlan
-from .base import ModelConfig, Op, ResidualNet
+from .base import ModelConfig, Op, ResidualNet, StemSummary
 from .blocks import BasicBlock, Bottleneck, ResidualBlock, init_weights
 from .registry import Family, StateDict, UnknownLayout
 
@@ -80,6 +80,14 @@ class StagedNet(ResidualNet):
         for b in blocks:
             x = self.blocks[b](x)
         return x
+
+    def group_sizes(self) -> list[int]:
+        size = -(-self.config.image_size // self.stem_summary().reduction)
+        out = []
+        for stage in self.layout.stages:
+            size = -(-size // self.layout.shapes[stage[0]].stride)
+            out.append(max(1, size))
+        return out
 
     def _plan_ops(self, plan: SubnetPlan) -> tuple[Op, ...]:
         ops: list[Op] = []
@@ -178,6 +186,12 @@ class ResNet(StagedNet):
         for block in self.blocks:
             stride *= int(block.shape.stride)
         return stride
+
+    def stem_summary(self) -> StemSummary:
+        pool = 2 if isinstance(self.maxpool, nn.MaxPool2d) else 1
+        k, c = _first(self.conv1.kernel_size), self.conv1.out_channels
+        text = f"conv {k}x{k}, {c}" + (", stride 2, max-pool" if pool > 1 else "")
+        return StemSummary(c, k, _first(self.conv1.stride) * pool, text)
 
     def architecture_key(self) -> tuple[Any, ...]:
         return self._key

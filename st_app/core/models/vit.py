@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..plan import BlockShape, NetLayout, SubnetPlan
-from .base import GRANULARITIES, ModelConfig, Op, ResidualNet
+from .base import GRANULARITIES, ModelConfig, Op, ResidualNet, StemSummary
 from .registry import Family, StateDict, UnknownLayout
 
 __all__ = ["EncoderBlock", "FAMILY", "ResidualHalf", "VIT_SPECS", "ViTSpec", "VisionTransformer"]
@@ -38,6 +38,7 @@ class ViTSpec:
     heads: int
     dim: int
     mlp_dim: int
+    pool: str = "token"  # the head reads the class token ("token", torchvision) or the mean of all tokens
 
 
 VIT_SPECS = {
@@ -175,8 +176,10 @@ class VisionTransformer(ResidualNet):
         self.spec = spec
         self.grid = config.image_size // spec.patch
         self.conv_proj = nn.Conv2d(config.in_channels, spec.dim, kernel_size=spec.patch, stride=spec.patch)
-        self.class_token = nn.Parameter(torch.zeros(1, 1, spec.dim))
-        self.encoder = _Encoder(self.grid ** 2 + 1, spec, 0.0)
+        self.class_token: nn.Parameter | None = None
+        if spec.pool == "token":
+            self.class_token = nn.Parameter(torch.zeros(1, 1, spec.dim))
+        self.encoder = _Encoder(self.grid ** 2 + (self.class_token is not None), spec, 0.0)
         head = nn.Linear(spec.dim, config.num_classes)
         self.heads = nn.Sequential(OrderedDict(head=head))
         fan_in = config.in_channels * spec.patch * spec.patch
@@ -206,7 +209,8 @@ class VisionTransformer(ResidualNet):
         x = self.conv_proj(x)
         gh, gw = x.shape[-2], x.shape[-1]
         x = x.reshape(n, self.spec.dim, gh * gw).permute(0, 2, 1)
-        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+        if self.class_token is not None:
+            x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
         pos: Tensor = self.encoder.pos_embedding
         if (gh, gw) != (self.grid, self.grid):
             pos = self._resample_positions(gh, gw)
@@ -215,12 +219,14 @@ class VisionTransformer(ResidualNet):
     def _resample_positions(self, gh: int, gw: int) -> Tensor:
         """Position embeddings for a ``gh x gw`` patch grid (smaller ST++ inputs): bicubic, as timm."""
         pos = self.encoder.pos_embedding
-        grid = pos[:, 1:].reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
+        k = 1 if self.class_token is not None else 0
+        grid = pos[:, k:].reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
         grid = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
-        return torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)], dim=1)
+        return torch.cat([pos[:, :k], grid.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)], dim=1)
 
     def forward_head(self, x: Tensor) -> Tensor:
-        return self.heads(self.encoder.ln(x)[:, 0])
+        x = self.encoder.ln(x)
+        return self.heads(x[:, 0] if self.class_token is not None else x.mean(dim=1))
 
     def _plan_ops(self, plan: SubnetPlan) -> tuple[Op, ...]:
         return tuple(("block", b) for b in plan.blocks)
@@ -237,7 +243,8 @@ class VisionTransformer(ResidualNet):
         return unit.modules() if isinstance(unit, ResidualHalf) else [unit]
 
     def stem_parameters(self) -> list[nn.Parameter]:
-        return [*self.conv_proj.parameters(), self.class_token, self.encoder.pos_embedding]
+        token = [] if self.class_token is None else [self.class_token]
+        return [*self.conv_proj.parameters(), *token, self.encoder.pos_embedding]
 
     def head_parameters(self) -> list[nn.Parameter]:
         return [*self.encoder.ln.parameters(), *self.heads.parameters()]
@@ -245,14 +252,23 @@ class VisionTransformer(ResidualNet):
     def total_stride(self) -> int:
         return self.spec.patch
 
+    def stem_summary(self) -> StemSummary:
+        p, d = self.spec.patch, self.spec.dim
+        token = " + class token" if self.class_token is not None else ""
+        return StemSummary(d, p, p, f"{p}x{p} patches -> {self.grid * self.grid} tokens of width {d}{token}")
+
+    def group_sizes(self) -> list[int]:
+        return [self.grid]
+
     def architecture_key(self) -> tuple[Any, ...]:
         s = self.spec
-        return (s.patch, s.heads, s.dim, s.mlp_dim, self.config.granularity)
+        return (s.patch, s.heads, s.dim, s.mlp_dim, s.pool, self.config.granularity)
 
 
 def _recognise(state: StateDict, image_size: int | None, arch: str | None) -> ModelConfig | None:
-    if "conv_proj.weight" not in state or "class_token" not in state or "encoder.pos_embedding" not in state:
+    if "conv_proj.weight" not in state or "encoder.pos_embedding" not in state:
         return None
+    pool = "token" if "class_token" in state else "mean"
     proj = state["conv_proj.weight"]
     dim, in_ch, patch = int(proj.shape[0]), int(proj.shape[1]), int(proj.shape[-1])
     layers = len({k.split(".")[2] for k in state if k.startswith("encoder.layers.encoder_layer_")})
@@ -261,10 +277,10 @@ def _recognise(state: StateDict, image_size: int | None, arch: str | None) -> Mo
     if "heads.head.weight" not in state:
         raise UnknownLayout("unsupported vision transformer: no heads.head (a pre-logits head is not supported)")
     num_classes = int(state["heads.head.weight"].shape[0])
-    grid = math.isqrt(int(state["encoder.pos_embedding"].shape[1]) - 1)
+    grid = math.isqrt(int(state["encoder.pos_embedding"].shape[1]) - (pool == "token"))
     for name in sorted(VIT_SPECS, key=lambda n: n != arch):  # the user's hint first (heads are not in weights)
         s = VIT_SPECS[name]
-        if (s.patch, s.layers, s.dim, s.mlp_dim) == (patch, layers, dim, mlp_dim):
+        if (s.patch, s.layers, s.dim, s.mlp_dim, s.pool) == (patch, layers, dim, mlp_dim, pool):
             return ModelConfig(name, num_classes, in_ch, image_size or grid * patch)
     raise UnknownLayout(f"unrecognised vision transformer: {layers} blocks of width {dim} (MLP {mlp_dim}), "
                         f"{patch} px patches; the number of attention heads cannot be read from weights, so "
@@ -273,7 +289,8 @@ def _recognise(state: StateDict, image_size: int | None, arch: str | None) -> Mo
 
 def _describe(arch: str) -> str:
     s = VIT_SPECS[arch]
-    return f"vision transformer: {s.layers} blocks of width {s.dim}, {s.heads} heads, {s.patch} px patches"
+    head = "class token" if s.pool == "token" else "mean of the tokens"
+    return f"vision transformer: {s.layers} blocks of width {s.dim}, {s.heads} heads, {s.patch} px patches, head on the {head}"
 
 
 def _build(config: ModelConfig) -> ResidualNet:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .base import ModelConfig, ResidualNet
+from .base import ModelConfig, ResidualNet, StemSummary
 from .blocks import PreActBlock, init_weights
 from .registry import Family, StateDict, UnknownLayout
 from .resnet import StagedNet, stage_depths
@@ -86,6 +86,9 @@ class WideResNet(StagedNet):
 
     def total_stride(self) -> int:
         return 4
+
+    def stem_summary(self) -> StemSummary:
+        return StemSummary(16, 3, 1, "conv 3x3, 16")
 
     def architecture_key(self) -> tuple[Any, ...]:
         return ("wrn", self.widen)
