@@ -282,3 +282,17 @@ def test_transformer_halves_are_the_blocks_split_in_two():
         assert not torch.allclose(half(x, only_mlp), block(x, block.layout.full_plan().delete(1)))
     swapped = half.layout.full_plan().swap(0, 1)  # an MLP half may run before an attention half
     assert str(swapped).startswith("1,0,2")
+
+
+@pytest.mark.parametrize("kind", ["ct", "st"])
+def test_bundled_vit_micro_pair_reaches_95_percent_on_digits(kind):
+    """The shipped 30-epoch vit-micro runs (resources/checkpoints/README.md has their commands)."""
+    from st_app.core.data import load_dataset
+    from st_app.core.evaluate import accuracy
+    from st_app.core.resources import resource_path
+
+    loaded = load_checkpoint(resource_path("checkpoints", f"digits-vit-micro-{kind}"))
+    assert loaded.model.config.arch == "vit-micro" and loaded.meta["config"]["epochs"] == 30
+    assert loaded.meta["method"]["name"] == kind
+    digits = load_dataset("digits")
+    assert accuracy(loaded.model, None, digits.test_x, digits.test_y) >= 95.0

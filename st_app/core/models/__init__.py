@@ -68,8 +68,9 @@ def model_from_config(config: ModelConfig, *, empty: bool = False) -> ResidualNe
     86M parameters only to overwrite them.
     """
     family = family_of(config.arch)
-    if config.granularity != "block" and family.name != "vit":
-        raise ValueError(f"granularity {config.granularity!r} applies to vision transformers, not to {config.arch}")
+    if config.granularity not in family.granularities:
+        raise ValueError(f"{config.arch} offers plan units {', '.join(family.granularities)}, "
+                         f"not {config.granularity!r} (the choice applies to vision transformers)")
     if empty:
         with torch.device("meta"):
             return family.build(config)

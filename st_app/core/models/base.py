@@ -139,6 +139,10 @@ class ResidualNet(nn.Module):
         same key differ only in depths, so the shallower one is an ordered sub-net of the other."""
         raise NotImplementedError
 
+    def uses_running_statistics(self) -> bool:
+        """False for nets without BatchNorm (a ViT's LayerNorm): both BN settings then give the same numbers."""
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
+
     # ------------------------------------------------------------------- plans
     def check_plan(self, plan: SubnetPlan) -> None:
         if plan.layout != self.layout:

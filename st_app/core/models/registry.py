@@ -35,7 +35,8 @@ class Family:
     - ``recognise(state, image_size, arch)``: the config whose model holds exactly these
       tensors, ``None`` when the names are not this family's, :class:`UnknownLayout` when
       they are but no model fits (``arch`` is the user's hint, e.g. ``--model``);
-    - ``adapt_state``: renames older spellings of the family's tensor names (applied first).
+    - ``adapt_state``: renames older spellings of the family's tensor names (applied first);
+    - ``granularities``: the plan units a user may choose (``ModelConfig.granularity``).
     """
 
     name: str
@@ -46,6 +47,7 @@ class Family:
     describe: Callable[[str], str]
     accepts: Callable[[str], bool] | None = None
     adapt_state: Callable[[dict[str, Tensor]], dict[str, Tensor]] = field(default=_same)
+    granularities: tuple[str, ...] = ("block",)
 
     def builds(self, arch: str) -> bool:
         return arch in self.archs or (self.accepts is not None and self.accepts(arch))

@@ -304,4 +304,5 @@ FAMILY = Family(
     build=_build,
     recognise=_recognise,
     describe=_describe,
+    granularities=GRANULARITIES,
 )
