@@ -267,6 +267,24 @@ def test_layout_rules_and_messages_per_family():
     assert len(ordered_space(vit)) == n
 
 
+def test_registered_sizes_have_their_papers_shapes():
+    from st_app.core.models import ModelConfig, model_from_config
+
+    def empty(arch, size=32):  # shapes only: no weights are allocated
+        return model_from_config(ModelConfig(arch, 10, 3, size), empty=True)
+
+    wrn = empty("wrn-28-10")
+    assert wrn.layout.depths == (4, 4, 4) and [wrn.layout.shapes[s[0]].out_channels for s in wrn.layout.stages] == [
+        160, 320, 640]
+    assert empty("wrn-16-4").layout.depths == (2, 2, 2)
+    assert empty("densenet264", 224).layout.depths == (6, 12, 64, 48)
+    assert empty("densenet-bc-100").layout.depths == (16, 16, 16)
+    assert empty("vit_h_14", 224).layout.depths == (32,)
+    bc40 = empty("densenet-bc-40")
+    assert bc40.subnet_of(empty("densenet-bc-22")) == SubnetPlan.from_depths(bc40.layout, [3, 3, 3])
+    assert bc40.subnet_of(empty("densenet121")) is None and empty("resnet56").subnet_of(empty("resnet20")) is not None
+
+
 def test_transformer_halves_are_the_blocks_split_in_two():
     block = tiny("vit-micro")
     half = build_model("vit-micro", 10, 1, 8, granularity="half").eval()
