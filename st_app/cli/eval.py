@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from .args import UserError, positive_int
+from .args import UserError, bounded_int
 
 __all__ = ["add_parser", "load_checkpoint_arg", "parse_plans", "run"]
 
@@ -19,11 +19,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="main | all | plan text ('0|3,4|6') | depths:1,2,1; several separated by ';'")
     e.add_argument("--bn", default="main", choices=["main", "recalibrate"],
                    help="BN statistics: the main net's (paper) or re-estimated per sub-net")
-    e.add_argument("--calib-images", type=positive_int, default=1000, help="training images for --bn recalibrate")
-    e.add_argument("--limit", type=positive_int, default=1000, help="with 'all': sample this many plans when there are more")
-    e.add_argument("--seed", type=int, default=0, help="seed of the plan sample and calibration subset")
+    e.add_argument("--calib-images", type=bounded_int("calib-images"), default=1000, help="training images for --bn recalibrate")
+    e.add_argument("--limit", type=bounded_int("limit"), default=1000,
+                   help="with 'all': sample this many plans when there are more")
+    e.add_argument("--seed", type=bounded_int("seed"), default=0, help="seed of the plan sample and calibration subset")
     e.add_argument("--dataset", default=None, help="data set (default: the one recorded in the checkpoint)")
-    e.add_argument("--data-dir", default=None)
+    e.add_argument("--data-dir", default=None,
+                   help="folder of the data set files (for an image folder: the folder itself); paths recorded "
+                   "in a checkpoint are never used silently")
     e.add_argument("--model", default=None, help="architecture, for foreign .pt/.pth files")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -59,12 +62,11 @@ def parse_plans(text: str, model: Any, limit: int, seed: int) -> tuple[list[Any]
 
 def _eval_data(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
     from ..core.data import load_dataset
+    from ..core.meta_schema import recorded_dataset
 
-    name = args.dataset or meta.get("dataset", {}).get("name") or meta.get("config", {}).get("dataset")
-    if not name:
-        raise UserError("the checkpoint does not record its data set; pass --dataset")
-    data_dir = args.data_dir or meta.get("config", {}).get("data_dir")
-    return load_dataset(name, data_dir, image_size=meta.get("config", {}).get("image_size"))
+    name, data_dir = recorded_dataset(meta, args.dataset, args.data_dir)
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    return load_dataset(name, data_dir, image_size=config.get("image_size"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.evaluate import calibration_images, sweep
     from ..core.train import resolve_device
 
-    loaded = load_checkpoint_arg(args)
     device = resolve_device(args.device)
+    loaded = load_checkpoint_arg(args)
     model = loaded.model.to(device)
     data = _eval_data(args, loaded.meta)
     if (data.num_classes, data.in_channels) != (model.config.num_classes, model.config.in_channels):

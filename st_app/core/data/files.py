@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..limits import LimitError, check_number
 from .types import DatasetError, ImageData, from_uint8
 
 __all__ = ["load_cifar", "load_imagefolder", "load_mnist", "safe_unpickle"]
@@ -418,8 +419,10 @@ def load_imagefolder(path: Path, image_size: int = 32) -> ImageData:
     """
     path = Path(path)
     label = f"imagefolder:{path}"
-    if image_size < 1:
-        raise DatasetError(f"image size must be positive, got {image_size}")
+    try:
+        check_number("image-size", image_size)
+    except LimitError as exc:
+        raise DatasetError(str(exc)) from None
     if not path.is_dir():
         raise DatasetError(
             f"image folder {path} not found: expected {path}/<class>/*.png "
@@ -458,6 +461,9 @@ def load_imagefolder(path: Path, image_size: int = 32) -> ImageData:
         test_s = [samples[i] for i in order[:n_test]]
         train_s = [samples[i] for i in order[n_test:]]
 
+    if len(classes) < 2:
+        raise DatasetError(f"image folder {path} has only one class ({classes[0]}); a classifier needs at least two "
+                           "class folders (accuracy on one class is always 100%)")
     train_x, train_y = _load_images(train_s, image_size)
     test_x, test_y = _load_images(test_s, image_size)
     return from_uint8(label, train_x, train_y, test_x, test_y, len(classes), augment=True, classes=tuple(classes))

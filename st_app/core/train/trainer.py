@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,9 +23,11 @@ import torch
 from .. import checkpoint as ckpt
 from ..data import ImageData, iter_batches, load_dataset
 from ..evaluate import accuracy, calibration_images, recalibrate_bn
+from ..meta_schema import MetaError, check_train_config
 from ..methods import Method, make_method, method_from_description
 from ..models import ResidualNet, build_model
 from ..plan import SubnetPlan
+from ..runfolder import RUN_FILES, RunFolder, has_run
 
 __all__ = ["TrainConfig", "TrainControl", "TrainEvents", "Trainer", "TrainingError", "resolve_device"]
 
@@ -122,10 +125,9 @@ def resolve_device(name: str) -> torch.device:
         raise TrainingError("device 'cuda' was asked for, but torch sees no CUDA device here")
     if name == "mps" and not has_mps:
         raise TrainingError("device 'mps' was asked for, but torch sees no Apple MPS device here")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+    if not re.fullmatch(r"cpu|mps|cuda(:[0-9]{1,3})?", name):
+        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    return torch.device(name)
 
 
 def available_devices() -> list[str]:
@@ -148,7 +150,7 @@ class Trainer:
         *,
         data: ImageData | None = None,
         model: ResidualNet | None = None,
-        out_dir: str | Path | None = None,
+        out_dir: str | Path | RunFolder | None = None,
         events: Sequence[TrainEvents] = (),
         control: TrainControl | None = None,
         probes: Sequence[SubnetPlan] = (),
@@ -157,12 +159,12 @@ class Trainer:
         name: str | None = None,
         overwrite: bool = False,
         method: Method | None = None,
+        writer: bool = True,
     ) -> None:
         self.config = config
         self.name = name or config.method
+        _check_config(config)
         self.device = resolve_device(config.device)
-        if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
-            raise TrainingError("epochs and batch size must be at least 1 and the learning rate positive")
         self.data = (data or load_dataset(config.dataset, config.data_dir, image_size=config.image_size)).to(self.device)
         torch.manual_seed(config.seed)
         if model is None:
@@ -182,11 +184,27 @@ class Trainer:
             nesterov=config.nesterov and config.momentum > 0,
             weight_decay=config.weight_decay,
         )
-        self.out_dir = Path(out_dir) if out_dir is not None else None
-        if self.out_dir is not None and not overwrite and (self.out_dir / ckpt.MODEL_FILE).exists():
-            raise TrainingError(
-                f"{self.out_dir} already holds a run; pass --resume to continue it or choose another --out"
-            )
+        # The run folder: locked by its one writer (rank 0 under DDP; the caller says which),
+        # recovered from an interrupted commit, and written one whole epoch at a time.
+        self.run_folder: RunFolder | None = None
+        self.out_dir: Path | None = None
+        self.writer = writer
+        self.extra_files: dict[str, bytes] = {}  # more per-epoch files (command.txt...), committed with each epoch
+        self._drop_previous = False
+        if isinstance(out_dir, RunFolder):  # resume(): already locked and read
+            self.run_folder, self.out_dir = out_dir, out_dir.path
+        elif out_dir is not None:
+            if not str(out_dir).strip():
+                raise TrainingError("the run folder path is empty; choose a folder with --out")
+            self.out_dir = Path(out_dir)
+            self.run_folder = RunFolder(self.out_dir, writer=writer)
+            if self.run_folder.has_run():
+                if not overwrite:
+                    self.run_folder.release()
+                    raise TrainingError(
+                        f"{self.out_dir} already holds a run; pass --resume to continue it or choose another --out"
+                    )
+                self._drop_previous = True  # a fresh run replaces the old one's files at its first epoch
         self.events = list(events)
         self.control = control or TrainControl()
         self.probes = list(probes)
@@ -210,30 +228,71 @@ class Trainer:
 
     # ----------------------------------------------------------------- resume
     @classmethod
-    def resume(cls, out_dir: str | Path, **kwargs: Any) -> Trainer:
-        """Continue a run from its last finished epoch (weights, momentum, metrics)."""
+    def resume(
+        cls,
+        out_dir: str | Path,
+        *,
+        data_dir: str | None = None,
+        allow_recorded_paths: bool = True,
+        writer: bool = True,
+        **kwargs: Any,
+    ) -> Trainer:
+        """Continue a run from its last committed epoch (weights, momentum, method parts, metrics).
+
+        The writer takes the run's lock first (finishing or undoing an interrupted commit),
+        then reads one consistent epoch. ``data_dir`` replaces the recorded data location (for
+        an image folder, the folder itself); with ``allow_recorded_paths=False`` a recorded
+        path is refused unless ``data_dir`` is given (the command line never uses one silently).
+        """
         out_dir = Path(out_dir)
-        meta_path = out_dir / ckpt.META_FILE
-        if not meta_path.exists():
-            raise TrainingError(f"cannot resume: {meta_path} not found")
-        loaded = ckpt.load_checkpoint(out_dir)
-        meta = loaded.meta
-        if "config" not in meta:
-            raise TrainingError(f"cannot resume {out_dir}: it was not written by st_app train")
-        config = TrainConfig.from_dict(meta["config"])
-        for key in ("device", "epochs"):
-            if kwargs.get(key) is not None:
-                setattr(config, key, kwargs.pop(key))
-        kwargs.pop("device", None)
-        kwargs.pop("epochs", None)
-        method = method_from_description(meta.get("method", {"name": config.method}))
-        trainer = cls(config, model=loaded.model, out_dir=out_dir, overwrite=True, method=method, **kwargs)
-        ckpt.load_method_state(out_dir, method.training_modules())
-        ckpt.load_optimizer_state(out_dir, trainer.optimizer)
-        trainer.epoch = int(meta.get("epoch", 0))
-        trainer.global_step = trainer.epoch * trainer.steps_per_epoch
-        trainer.history = ckpt.read_metrics(out_dir)[: trainer.epoch]
+        if not out_dir.is_dir():
+            raise TrainingError(f"cannot resume: {out_dir} is not a run folder")
+        if not has_run(out_dir):
+            raise TrainingError(f"cannot resume: {out_dir} holds no finished epoch")
+        run = RunFolder(out_dir, writer=writer)
+        try:
+            loaded, view = ckpt.load_run_state(out_dir)
+            meta = loaded.meta
+            if not isinstance(meta.get("config"), dict):
+                raise TrainingError(f"cannot resume {out_dir}: it was not written by st_app train")
+            config = TrainConfig.from_dict(meta["config"])
+            for key in ("device", "epochs"):
+                if kwargs.get(key) is not None:
+                    setattr(config, key, kwargs.pop(key))
+            kwargs.pop("device", None)
+            kwargs.pop("epochs", None)
+            _resume_data_location(config, out_dir, data_dir, allow_recorded_paths)
+            try:
+                method = method_from_description(meta.get("method", {"name": config.method}))
+            except (TypeError, ValueError) as exc:
+                raise TrainingError(f"cannot resume {out_dir}: its method description is not usable: {exc}") from None
+            trainer = cls(config, model=loaded.model, out_dir=run, overwrite=True, method=method, writer=writer,
+                          **kwargs)
+            ckpt.load_method_state(view, method.training_modules())
+            ckpt.load_optimizer_state(view, trainer.optimizer)
+            trainer.epoch = int(meta.get("epoch", 0))
+            trainer.global_step = trainer.epoch * trainer.steps_per_epoch
+            trainer.history = ckpt.read_metrics(view)[: trainer.epoch]
+            command = view.get(ckpt.COMMAND_FILE)
+            if command is not None:
+                trainer.extra_files[ckpt.COMMAND_FILE] = command
+        except BaseException:
+            run.release()
+            raise
         return trainer
+
+    def _kept_note(self) -> str:
+        """What a failure leaves behind, in words (no epoch finished: nothing was saved)."""
+        if self.out_dir is None:
+            return "nothing is saved (no run folder)"
+        if self.epoch == 0:
+            return f"no epoch finished, so nothing was saved in {self.out_dir}"
+        return f"epoch {self.epoch} is kept in {self.out_dir}"
+
+    def close(self) -> None:
+        """Release the run folder's lock (``iter_steps`` does when it ends; the OS does at exit)."""
+        if self.run_folder is not None:
+            self.run_folder.release()
 
     # --------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
@@ -246,7 +305,19 @@ class Trainer:
 
     # ---------------------------------------------------------------- training
     def iter_steps(self) -> Iterator[dict[str, Any]]:
-        """Train, yielding each step's info; stops early (keeping saved epochs) on request."""
+        """Train, yielding each step's info; stops early (keeping saved epochs) on request.
+
+        The run folder's lock is held while this runs and released when it ends in any way
+        (finished, stopped, failed, closed), so a stopped run can be resumed at once.
+        """
+        if self.run_folder is not None and self.writer:
+            self.run_folder.acquire()
+        try:
+            yield from self._iter_steps()
+        finally:
+            self.close()
+
+    def _iter_steps(self) -> Iterator[dict[str, Any]]:
         cfg = self.config
         self._emit("on_start", {"run": self.name, "epochs": cfg.epochs, "total_steps": self.total_steps,
                                 "start_epoch": self.epoch, "device": str(self.device)})
@@ -275,8 +346,7 @@ class Trainer:
                 if not math.isfinite(values["loss"]):
                     raise TrainingError(
                         f"{self.name}: loss became {values['loss']} at epoch {epoch + 1}, step {i + 1}; "
-                        "training stopped (try a lower learning rate); the last finished epoch is kept"
-                        + (f" in {self.out_dir}" if self.out_dir else "")
+                        f"training stopped (try a lower learning rate); {self._kept_note()}"
                     )
                 self.optimizer.step()
                 self.global_step += 1
@@ -314,7 +384,7 @@ class Trainer:
             row["eval_plan"] = str(plan)
         self.epoch = epoch + 1
         self.history.append(row)
-        if self.out_dir is not None:
+        if self.run_folder is not None and self.writer:
             self.save(self.out_dir, row)
         self._emit("on_epoch", {"run": self.name, **row})
 
@@ -355,11 +425,49 @@ class Trainer:
             "torch_version": torch.__version__,
         }
 
-    def save(self, out_dir: str | Path, row: dict[str, Any] | None = None) -> Path:
-        """Write weights + meta atomically and append the epoch's metrics line."""
-        out_dir = Path(out_dir)
-        path = ckpt.save_checkpoint(out_dir, self.model, self.metadata(row), self.optimizer)
-        ckpt.save_method_state(out_dir, self.method.training_modules())
-        lines = "".join(json.dumps(r) + "\n" for r in self.history)
-        ckpt.atomic_write_text(out_dir / ckpt.METRICS_FILE, lines)
-        return path
+    def save(self, out_dir: str | Path | None = None, row: dict[str, Any] | None = None) -> Path:
+        """Commit the epoch: weights, optimizer, method parts, meta, metrics and extra files, together.
+
+        One :meth:`RunFolder.commit`: a kill or a full disk at any moment leaves either the
+        previous epoch or this one, never a mix. ``out_dir`` other than the run's own folder
+        takes that folder's lock for the one commit.
+        """
+        own = self.run_folder is not None and (out_dir is None or Path(out_dir) == self.out_dir)
+        if out_dir is None and not own:
+            raise TrainingError("this trainer has no run folder to save into")
+        files = ckpt.checkpoint_files(self.model, self.metadata(row), self.optimizer, self.method.training_modules())
+        files[ckpt.METRICS_FILE] = "".join(json.dumps(r) + "\n" for r in self.history).encode()
+        files.update(self.extra_files)
+        if own:
+            assert self.run_folder is not None
+            drop = RUN_FILES if self._drop_previous else ()
+            self.run_folder.commit(files, epoch=self.epoch, drop=drop)
+            self._drop_previous = False
+            return self.run_folder.path / ckpt.MODEL_FILE
+        with RunFolder(Path(str(out_dir)), writer=True) as other:
+            other.commit(files, epoch=self.epoch)
+        return Path(str(out_dir)) / ckpt.MODEL_FILE
+
+
+def _check_config(config: TrainConfig) -> None:
+    """Types and hard bounds of every setting, before anything is allocated."""
+    try:
+        check_train_config(config.to_dict())
+    except MetaError as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def _resume_data_location(config: TrainConfig, out_dir: Path, data_dir: str | None, allow_recorded: bool) -> None:
+    """Where a resumed run's data comes from: ``data_dir`` if given, a recorded path only if allowed."""
+    folder = config.dataset.lower().startswith("imagefolder:")
+    recorded = config.dataset.partition(":")[2] if folder else config.data_dir
+    if data_dir is not None:
+        if folder:
+            config.dataset = f"imagefolder:{data_dir}"
+        else:
+            config.data_dir = data_dir
+    elif recorded and not allow_recorded:
+        raise TrainingError(
+            f"{out_dir} records the data location {recorded!r}; recorded paths are never used silently: "
+            f"pass --data-dir {recorded} to confirm it (or another folder)"
+        )
