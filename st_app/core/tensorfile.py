@@ -33,7 +33,11 @@ class TensorFileError(ValueError):
         self.damaged = damaged
 
 
-def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+def _header_length(data: bytes) -> int:
+    return int(struct.unpack("<Q", data[:8])[0])
+
+
+def _header(data: bytes) -> dict[str, Any]:
     import json
 
     if len(data) < 8:
@@ -47,23 +51,30 @@ def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
         raise TensorFileError("the header is not valid JSON") from None
     if not isinstance(header, dict):
         raise TensorFileError("the header is not a JSON object")
-    return header, data[8 + n :]
+    return header
 
 
 def encode(tensors: dict[str, torch.Tensor], meta: dict[str, str] | None = None) -> bytes:
-    """safetensors bytes of ``tensors`` with ``meta`` and the data checksum in the header."""
+    """safetensors bytes of ``tensors`` with ``meta`` and the data checksum in the header.
+
+    Serialised once with a placeholder of the digest's length, then the placeholder is
+    replaced in the header: the header keeps its length, so no offset moves.
+    """
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    first = st_save(tensors, metadata=dict(meta or {}))
-    digest = hashlib.sha256(_split(first)[1]).hexdigest()
-    out = st_save(tensors, metadata={**(meta or {}), CHECKSUM_KEY: digest})
-    # The header does not move the data, but say so rather than assume it.
-    assert hashlib.sha256(_split(out)[1]).hexdigest() == digest
-    return out
+    placeholder = "0" * 64
+    raw = st_save(tensors, metadata={**(meta or {}), CHECKSUM_KEY: placeholder})
+    (n,) = struct.unpack("<Q", raw[:8])
+    digest = hashlib.sha256(memoryview(raw)[8 + n :]).hexdigest()
+    key = f'"{CHECKSUM_KEY}":"{placeholder}"'.encode()
+    header = raw[8 : 8 + n]
+    if header.count(key) != 1:  # pragma: no cover - safetensors writes compact JSON
+        raise TensorFileError("cannot place the checksum in the safetensors header")
+    return raw[:8] + header.replace(key, f'"{CHECKSUM_KEY}":"{digest}"'.encode()) + memoryview(raw)[8 + n :]
 
 
 def metadata(data: bytes) -> dict[str, str]:
     """The header's ``__metadata__`` (empty when there is none)."""
-    meta = _split(data)[0].get("__metadata__") or {}
+    meta = _header(data).get("__metadata__") or {}
     if not isinstance(meta, dict):
         raise TensorFileError("the header metadata is not a JSON object")
     return {str(k): str(v) for k, v in meta.items()}
@@ -73,7 +84,7 @@ def decode(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and header metadata; raises :class:`TensorFileError` if damaged."""
     meta = metadata(data)
     want = meta.get(CHECKSUM_KEY)
-    if want is not None and hashlib.sha256(_split(data)[1]).hexdigest() != want:
+    if want is not None and hashlib.sha256(memoryview(data)[8 + _header_length(data) :]).hexdigest() != want:
         raise TensorFileError("its tensor data does not match the checksum in its header (flipped bytes?)", damaged=True)
     try:
         tensors = st_load(data)
