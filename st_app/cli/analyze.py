@@ -56,6 +56,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="training images used to re-estimate BN statistics (default 1000)")
         p.add_argument("--data-dir", default=None, help="folder holding the data set files")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+        p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                       help="evaluation precision; auto: bf16 autocast on CUDA, fp32 elsewhere")
         p.add_argument("--threads", type=int_at_least(1), default=None, help="CPU threads for torch")
         p.add_argument("--out", required=True, help="report folder to write")
         p.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -265,6 +267,10 @@ RUNNERS = {"loafing": _run_loafing, "subnets": _run_subnets, "robustness": _run_
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis the parsed ``args`` name; user errors raise ValueError (exit 2 in the CLI)."""
+    from ..core.precision import resolve_precision, use_precision
+    from ..core.train import resolve_device
+
     t0 = time.perf_counter()
     _prepare(args)
-    return RUNNERS[args.analysis](args, t0)
+    with use_precision(resolve_precision(args.precision, resolve_device(args.device))):
+        return RUNNERS[args.analysis](args, t0)
