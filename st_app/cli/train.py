@@ -76,6 +76,18 @@ def _add_speed_options(t: argparse.ArgumentParser) -> None:
     s.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across ranks (CUDA only)")
     s.add_argument("--log-every", type=positive_int, default=None,
                    help="read the loss on the host every N steps (default: every step on CPU, 25 on CUDA)")
+    d = t.add_argument_group("image folders (imagefolder:PATH, imagenet:PATH)",
+                             "sets whose decoded images exceed the memory budget stream from disk through "
+                             "DataLoader workers: RandomResizedCrop(--image-size) + flip for training, "
+                             "Resize(--val-resize) + CenterCrop(--val-crop) for testing")
+    d.add_argument("--data-in-memory", default="auto", choices=["auto", "yes", "no"],
+                   help="auto: in memory when the decoded images fit (ImageNet always streams)")
+    d.add_argument("--data-workers", type=int_at_least(0), default=4, help="DataLoader workers (default 4)")
+    d.add_argument("--val-resize", type=positive_int, default=None,
+                   help="resize test images to this side (default: --image-size / 0.875)")
+    d.add_argument("--val-crop", type=positive_int, default=None, help="centre-crop test images (default --image-size)")
+    d.add_argument("--color-jitter", type=float, default=0.0, help="ColorJitter strength (the authors': 0.4)")
+    d.add_argument("--lighting", type=float, default=0.0, help="PCA lighting noise std (the authors': 0.1)")
 
 
 def _method_options(args: argparse.Namespace, layout: Any) -> dict[str, Any]:
@@ -155,11 +167,12 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed, device=args.device, bn_reestimate=args.bn_reestimate,
             data_dir=args.data_dir, image_size=args.image_size, precision=args.precision, compile=args.compile,
             lr_scaling=args.lr_scaling, reference_batch=args.reference_batch, sync_bn=args.sync_bn,
-            log_every=args.log_every or 0,
+            log_every=args.log_every or 0, data_in_memory=args.data_in_memory, data_workers=args.data_workers,
+            val_resize=args.val_resize, val_crop=args.val_crop, color_jitter=args.color_jitter, lighting=args.lighting,
         )
-        from ..core.data import load_dataset
+        from ..core.train import open_training_data
 
-        data = load_dataset(args.dataset, args.data_dir, download=args.download, image_size=args.image_size)
+        data = open_training_data(config, download=args.download)
         layout = build_model(args.model, data.num_classes, data.in_channels, data.image_size).layout
         config.method_options = _method_options(args, layout)
         trainer = Trainer(config, data=data, out_dir=out, events=[progress])

@@ -205,6 +205,7 @@ def loafing(
             raise ExperimentCancelled("loafing analysis cancelled")
         train_seconds = time.perf_counter() - t0
         alone_model = trainer.model.eval()
+        assert isinstance(trainer.data, ImageData)  # loafing trains on in-memory sets
         if reestimate:
             recalibrate_bn(alone_model, plan,
                            calibration_images(trainer.data.train_x, config.bn_reestimate_images, config.seed))

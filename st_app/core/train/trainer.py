@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .. import checkpoint as ckpt
-from ..data import ImageData, load_dataset
+from ..data import DataSource, StreamSpec, open_dataset
 from ..evaluate import count_correct, recalibrate_bn
 from ..methods import CommonTraining, Method, make_method, method_from_description
 from ..models import ResidualNet, build_model
@@ -37,7 +37,7 @@ from .distributed import (
 )
 from .stepmodel import DispatchModule, StepModel
 
-__all__ = ["TrainConfig", "TrainControl", "TrainEvents", "Trainer", "TrainingError", "resolve_device"]
+__all__ = ["TrainConfig", "TrainControl", "TrainEvents", "Trainer", "TrainingError", "open_training_data", "resolve_device"]
 
 
 class TrainingError(RuntimeError):
@@ -71,6 +71,13 @@ class TrainConfig:
     reference_batch: int = 64  # the batch the learning rate was tuned for
     sync_bn: bool = False  # SyncBatchNorm across ranks (CUDA only)
     log_every: int = 0  # read losses on the host every N steps (0: every step on CPU, 25 on CUDA)
+    # data loading: image folders too big for memory stream from disk (see core/data/streaming.py)
+    data_in_memory: str = "auto"  # auto | yes | no
+    data_workers: int = 4  # DataLoader worker processes for streamed sets
+    val_resize: int | None = None  # streamed test images: resize (None: train crop / 0.875) ...
+    val_crop: int | None = None  # ... then centre crop (None: the train crop, image_size)
+    color_jitter: float = 0.0  # streamed training images: ColorJitter strength (authors: 0.4)
+    lighting: float = 0.0  # streamed training images: PCA lighting std (authors: 0.1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +86,14 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def open_training_data(config: TrainConfig, device_type: str = "cpu", download: bool = False) -> DataSource:
+    """The data set a config names: in memory, or streamed with the config's crops and workers."""
+    spec = StreamSpec(val_resize=config.val_resize, val_crop=config.val_crop, color_jitter=config.color_jitter,
+                      lighting=config.lighting, workers=config.data_workers, device_type=device_type)
+    return open_dataset(config.dataset, config.data_dir, download, config.image_size,
+                        in_memory=config.data_in_memory, stream=spec)  # type: ignore[arg-type]
 
 
 class TrainEvents:
@@ -164,7 +179,7 @@ class Trainer:
         self,
         config: TrainConfig,
         *,
-        data: ImageData | None = None,
+        data: DataSource | None = None,
         model: ResidualNet | None = None,
         out_dir: str | Path | None = None,
         events: Sequence[TrainEvents] = (),
@@ -199,7 +214,7 @@ class Trainer:
             raise TrainingError(f"a global batch of {config.batch_size} cannot be split over {self.world.size} ranks")
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes per plan: autotuned kernels pay off
-        self.data = (data or load_dataset(config.dataset, config.data_dir, image_size=config.image_size)).to(self.device)
+        self.data: DataSource = (data or open_training_data(config, self.device.type)).to(self.device)
         torch.manual_seed(config.seed)
         if model is None:
             model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size)
@@ -241,7 +256,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
-        self._calib = self.data.calibration_images(config.bn_reestimate_images, config.seed)
+        self._calib: Tensor | None = None  # BN re-estimation images, decoded on first use
 
     def _prepare_for_speed_and_scale(self) -> tuple[StepModel, torch.amp.GradScaler | None]:
         """Memory format, SyncBN, compilation, DDP and fp16 loss scaling, in the order they nest."""
@@ -407,6 +422,8 @@ class Trainer:
         average_buffers(self.model, self.world)  # one set of BN statistics before evaluating
         with use_precision(self.precision):
             if cfg.bn_reestimate:
+                if self._calib is None:
+                    self._calib = self.data.calibration_images(cfg.bn_reestimate_images, cfg.seed).to(self.device)
                 recalibrate_bn(self.model, plan, self._calib)  # the evaluated net's statistics, as the authors do
             t0 = time.perf_counter()
             test_acc = self._test_accuracy(plan)
