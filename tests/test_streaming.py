@@ -76,3 +76,10 @@ def test_resnet18_trains_one_epoch_with_two_workers_and_skips_the_corrupt_file(t
     meta = json.loads((out / "meta.json").read_text())
     assert meta["dataset"]["n_train"] == 96 and meta["dataset"]["name"].startswith("imagenet:")
     assert meta["config"]["data_workers"] == 2 and meta["epoch"] == 1
+    # the run evaluates from the same streamed set (test images decoded into memory for the sweep)
+    ev = subprocess.run([sys.executable, "-m", "st_app", "eval", "--checkpoint", str(out), "--plans", "main;depths:1,1,1,1",
+                         "--bn", "recalibrate", "--calib-images", "8", "--test-images", "10", "--json"],
+                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    report = json.loads(ev.stdout)
+    assert report["n_images"] == 10 and len(report["results"]) == 2

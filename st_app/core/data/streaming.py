@@ -218,6 +218,19 @@ class StreamingData:
                          range(part.start, part.stop))
         yield from self._loader(dataset, batch_size)
 
+    def test_tensors(self, limit: int | None = None, budget: int | None = None) -> tuple[Tensor, Tensor]:
+        """The first ``limit`` test images decoded into memory, for sweeps over many sub-nets.
+
+        Refused (one line naming the size) when they would exceed ``budget`` bytes.
+        """
+        n = self.n_test if limit is None else min(limit, self.n_test)
+        need = decoded_bytes(n, self.spec.crop)
+        if budget is not None and need > budget:
+            raise DatasetError(f"{n} test images of {self.name} need {need / 2**30:.1f} GiB in memory; "
+                               f"evaluate fewer with --test-images N (at most {budget // decoded_bytes(1, self.spec.crop)})")
+        xs, ys = zip(*self.test_batches(256, limit=n)) if n else ((torch.empty(0, 3, 1, 1),), (torch.empty(0),))
+        return torch.cat(xs), torch.cat(ys).long()
+
     def calibration_images(self, n: int, seed: int = 0) -> Tensor:
         """``n`` seeded, augmented training images (as the authors re-estimate BN), decoded now."""
         n = min(n, self.n_train)

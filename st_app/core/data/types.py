@@ -103,6 +103,10 @@ class ImageData:
     def calibration_images(self, n: int, seed: int = 0) -> Tensor:
         return calibration_subset(self.train_x, n, seed)
 
+    def test_tensors(self, limit: int | None = None) -> tuple[Tensor, Tensor]:
+        """The first ``limit`` test images and labels (all: None) as tensors, for sweeps."""
+        return self.test_x[:limit], self.test_y[:limit]
+
 
 def normalise(train: Tensor, test: Tensor) -> tuple[Tensor, Tensor]:
     """Per-channel standardisation with the training split's statistics."""
