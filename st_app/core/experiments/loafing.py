@@ -55,7 +55,7 @@ class FixedPlanTraining(Method):
         assert self.plan is not None, "prepare() was not called"
         logits = model(images, self.plan)
         loss = F.cross_entropy(logits, labels)
-        loss.backward()
+        self.backward(loss)
         return {"loss": loss.detach(), "ce": loss.detach()}
 
     def options(self) -> dict[str, Any]:

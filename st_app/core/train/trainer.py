@@ -310,7 +310,8 @@ class Trainer:
                 setattr(config, key, kwargs.pop(key))
         kwargs.pop("device", None)
         kwargs.pop("epochs", None)
-        method = method_from_description(meta.get("method", {"name": config.method}))
+        # a method outside the registry (an analysis' fixed-plan training) is passed in again
+        method = kwargs.pop("method", None) or method_from_description(meta.get("method", {"name": config.method}))
         trainer = cls(config, model=loaded.model, out_dir=out_dir, overwrite=True, method=method, **kwargs)
         ckpt.load_method_state(out_dir, method.training_modules())
         ckpt.load_optimizer_state(out_dir, trainer.optimizer)
