@@ -495,5 +495,5 @@ def test_a_nan_before_any_epoch_says_nothing_was_saved(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(StimulativeTraining, "step", poisoned)
     code, out, err = run_cli(capsys, *[a for a in TRAIN if a != "--quiet"], "--out", tmp_path / "run")
-    assert_one_line_error(code, out, err, "no epoch finished, so nothing was saved")
+    assert_one_line_error(code, out, err, "no epoch had finished, so nothing was saved")
     assert "is kept" not in err and not has_run(tmp_path / "run")

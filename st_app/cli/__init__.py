@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rank_prefix() -> str:
+    """Under torchrun every rank reports for itself: say which one speaks."""
+    import os
+
+    return f"rank {os.environ['RANK']}: " if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -61,13 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command].run(args)
     except (UserError, ValueError, CheckpointError, DatasetError, ExportError, TrainingError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {_rank_prefix()}{_one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path we were given: unreadable, unwritable, full disk...
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        print(f"error: {_rank_prefix()}{describe_os_error(exc)}", file=sys.stderr)
         return 2
     except MemoryError:
-        print("error: out of memory; use a smaller data set, model, batch or image size", file=sys.stderr)
+        print(f"error: {_rank_prefix()}out of memory; use a smaller data set, model, batch or image size",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; the last finished epoch is kept", file=sys.stderr)

@@ -71,6 +71,9 @@ LIMITS: dict[str, Bound] = {
     "images": Bound(1, 10_000_000, True),
     "epoch": Bound(0, 10_000, True),
     "branch-scale": Bound(0, 1, False),
+    "log-every": Bound(1, 1_000_000, True),
+    "data-workers": Bound(0, 256, True),
+    "jitter": Bound(0, 10, False),
 }
 
 # Synthetic tensors: at most this many float32 values in total (1 GiB).

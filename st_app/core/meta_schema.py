@@ -19,7 +19,11 @@ from typing import Any
 
 from .limits import LimitError, check_number
 
-__all__ = ["MetaError", "check_meta", "check_train_config", "recorded_dataset"]
+__all__ = ["MetaError", "check_meta", "check_train_config", "recorded_dataset", "resume_data_location"]
+
+
+# data set names that carry a path (the folder is read from disk)
+FOLDER_PREFIXES = ("imagefolder:", "imagenet:")
 
 
 class MetaError(ValueError):
@@ -115,6 +119,10 @@ CONFIG = _obj({
     "nesterov": _bool, "weight_decay": _num("weight-decay"), "seed": _num("seed"), "device": _str(64),
     "bn_reestimate": _bool, "bn_reestimate_images": _num("bn-reestimate-images"), "data_dir": _opt(_str()),
     "image_size": _opt(_num("image-size")),
+    "precision": _str(16), "compile": _bool, "lr_scaling": _str(16), "reference_batch": _num("batch-size"),
+    "sync_bn": _bool, "log_every": _int_in(0, 1_000_000), "data_in_memory": _str(16),
+    "data_workers": _num("data-workers"), "val_resize": _opt(_num("image-size")), "val_crop": _opt(_num("image-size")),
+    "color_jitter": _num("jitter"), "lighting": _num("jitter"),
 })
 METHOD = _obj({
     "name": _str(64), "n_subnets": _num("subnets"), "kl_minus": _bool, "small_inputs": _bool,
@@ -170,14 +178,29 @@ def recorded_dataset(meta: dict[str, Any], dataset: str | None, data_dir: str | 
     if not name:
         raise MetaError("the checkpoint does not record its data set; pass --dataset")
     name = str(name)
-    if name.lower().startswith("imagefolder:"):
+    if name.lower().startswith(FOLDER_PREFIXES):
         recorded = name.partition(":")[2]
         if data_dir:
-            return f"imagefolder:{data_dir}", None
+            return f"{name.partition(':')[0]}:{data_dir}", None
         if not allow_recorded_paths:
+            prefix = name.partition(":")[0]
             raise MetaError(f"the checkpoint was trained on the image folder {recorded!r}; recorded paths are "
-                            "never used silently: pass --data-dir FOLDER (or --dataset imagefolder:FOLDER)")
+                            f"never used silently: pass --data-dir FOLDER (or --dataset {prefix}:FOLDER)")
         return name, None
     if data_dir is None and allow_recorded_paths:
         data_dir = config.get("data_dir")
     return name, data_dir
+
+
+def resume_data_location(dataset: str, recorded_dir: str | None, data_dir: str | None,
+                         allow_recorded_paths: bool) -> tuple[str, str | None]:
+    """(dataset, data_dir) for resuming a run: ``data_dir`` if given (for an image folder, the
+    folder itself); the recorded location only when allowed, else one :class:`MetaError` line."""
+    folder = dataset.lower().startswith(FOLDER_PREFIXES)
+    recorded = dataset.partition(":")[2] if folder else recorded_dir
+    if data_dir is not None:
+        return (f"{dataset.partition(':')[0]}:{data_dir}", recorded_dir) if folder else (dataset, data_dir)
+    if recorded and not allow_recorded_paths:
+        raise MetaError(f"it records the data location {recorded!r}; recorded paths are never used silently: "
+                        f"pass --data-dir {recorded} to confirm it (or another folder)")
+    return dataset, recorded_dir
