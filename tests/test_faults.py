@@ -497,3 +497,22 @@ def test_a_nan_before_any_epoch_says_nothing_was_saved(tmp_path, monkeypatch, ca
     code, out, err = run_cli(capsys, *[a for a in TRAIN if a != "--quiet"], "--out", tmp_path / "run")
     assert_one_line_error(code, out, err, "no epoch had finished, so nothing was saved")
     assert "is kept" not in err and not has_run(tmp_path / "run")
+
+
+def test_a_commit_that_fails_after_its_commit_point_is_completed_not_lost(tmp_path, monkeypatch):
+    """An OS error while moving a committed epoch into place: the epoch is done at the next
+    commit (or open), never thrown away, and readers see it in the meantime."""
+    from st_app.core.runfolder import RunFolderError, read_run
+
+    with RunFolder(tmp_path / "run") as run:
+        run.commit({"a.txt": b"one", "b.txt": b"one"}, epoch=1)
+        monkeypatch.setenv("ST_APP_FAULT", "enospc:apply:b.txt@2")
+        with pytest.raises(RunFolderError, match="not yet in place"):
+            run.commit({"a.txt": b"two", "b.txt": b"two"}, epoch=2)
+        view = read_run(run.path, ["a.txt", "b.txt"])
+        assert view.epoch == 2 and view.files == {"a.txt": b"two", "b.txt": b"two"}
+        monkeypatch.delenv("ST_APP_FAULT")
+        run.commit({"a.txt": b"three"}, epoch=3)  # b.txt is carried over from epoch 2, not 1
+    view = read_run(tmp_path / "run", ["a.txt", "b.txt"])
+    assert view.epoch == 3 and view.files == {"a.txt": b"three", "b.txt": b"two"}
+    assert not (tmp_path / "run" / TXN_DIR).exists()

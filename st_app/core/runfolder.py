@@ -134,6 +134,18 @@ def _write_new(path: Path, data: bytes, torn: bool = False) -> None:
         os.fsync(fh.fileno())
 
 
+def _replace(src: Path, dst: Path) -> None:
+    """``os.replace``; on Windows a reader holding ``dst`` open for a moment makes it fail, so retry."""
+    for attempt in range(50):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if sys.platform != "win32" or attempt == 49:
+                raise
+            time.sleep(0.02)
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -411,6 +423,7 @@ class RunFolder:
         and the cause, and the previous state stays intact.
         """
         self._require_writer()
+        self._recover()  # finish a commit of this process that failed after its commit point
         for name in files:
             if not name or "/" in name or "\\" in name or name.startswith(".") or name == MANIFEST_FILE:
                 raise ValueError(f"{name!r} cannot be a run file name")
@@ -468,7 +481,7 @@ class RunFolder:
             src = txn / name
             if src.exists():
                 _fault(f"apply:{name}", epoch, self.path / name)
-                os.replace(src, self.path / name)
+                _replace(src, self.path / name)
                 _fault(f"applied:{name}", epoch, self.path / name)
         for name in manifest.get("remove", []):
             if name not in manifest["files"] and name in RUN_FILES:
@@ -476,7 +489,7 @@ class RunFolder:
                     (self.path / name).unlink()
         _fsync_dir(self.path)
         _fault(f"apply:{MANIFEST_FILE}", epoch, self.path / MANIFEST_FILE)
-        os.replace(txn / MANIFEST_FILE, self.path / MANIFEST_FILE)
+        _replace(txn / MANIFEST_FILE, self.path / MANIFEST_FILE)
         _fsync_dir(self.path)
         _fault(f"applied:{MANIFEST_FILE}", epoch, self.path / MANIFEST_FILE)
         shutil.rmtree(txn)
