@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 COLORS = {"ct": "#E69F00", "st": "#0072B2", "stpp": "#009E73", "sd": "#CC79A7", "alone": "#4D4D4D",
-          "main": "#4D4D4D", "subnets": "#56B4E9"}
+          "main": "#4D4D4D", "subnets": "#56B4E9", "within_ct": "#E69F00", "within_st": "#0072B2"}
 LABELS = {"ct": "CT", "st": "ST", "stpp": "ST++", "sd": "Stoch. depth", "alone": "trained alone",
           "within_ct": "inside CT", "within_st": "inside ST", "main": "main net",
           "subnets": "all sub-nets (mean +- std)"}
@@ -415,7 +415,7 @@ def depth_charts(report: Mapping[str, Any]) -> list[Chart]:
             "alone": (x, [report["alone"]["accuracy"]] * len(rows), None)}
         bands: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]] = {}
         for method in report["methods"]:
-            smallest[method] = (x, [r["smallest"][method][mode] for r in rows], None)
+            smallest[f"within_{method}"] = (x, [r["smallest"][method][mode] for r in rows], None)
             bands[method] = (x, [r["subnets"][method][mode]["mean"] for r in rows],
                              [r["subnets"][method][mode]["std"] for r in rows])
         charts.append(Chart(f"_smallest_{mode}", f"Smallest sub-net {report['smallest_plan']}: alone vs inside "
