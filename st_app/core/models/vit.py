@@ -113,7 +113,10 @@ class EncoderBlock(nn.Module):
             y = y * scale
         return y + x if half == 0 else x + y
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, half: int | None = None) -> Tensor:
+        """Both halves, or only ``half`` (0: attention, 1: MLP); one entry point, so ``compile()`` covers both."""
+        if half is not None:
+            return self.run_half(x, half)
         return self.run_half(self.run_half(x, 0), 1)
 
 
@@ -145,7 +148,11 @@ class ResidualHalf:
             yield from m.parameters()
 
     def __call__(self, x: Tensor) -> Tensor:
-        return self.block.run_half(x, self.half)
+        return self.block(x, half=self.half)
+
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """Compile the block the half belongs to (both halves run through its ``forward``)."""
+        self.block.compile(*args, **kwargs)
 
 
 class _Encoder(nn.Module):
