@@ -266,8 +266,6 @@ def _compare_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 _TABLES = {"importance": _importance_table, "loafing": _loafing_table, "subnets": _subnets_table,
            "robustness": _robustness_table, "depth": depth_table,
-           "compare": _compare_table}
-_TABLES = {"importance": _importance_table, "loafing": _loafing_table, "subnets": _subnets_table, "robustness": _robustness_table,
            "compare": _compare_table, "loafing_triangle": triangle_table}
 
 
