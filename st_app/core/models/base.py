@@ -273,10 +273,12 @@ _FLOPS: dict[tuple[type[ResidualNet], ModelConfig, str], int] = {}
 
 
 def _plan_flops(cls: type[ResidualNet], config: ModelConfig, plan_text: str) -> int:
-    """FLOPs of a plan on a fresh model of the same class and config (weights do not matter)."""
-    model = cls(config)
+    """FLOPs of a plan from shapes alone: a weightless copy of the model runs on the ``meta``
+    device (nothing is computed or allocated, so a ViT-B costs as little as a resnet20)."""
+    with torch.device("meta"):
+        model = cls(config)
     model.eval()
     plan = SubnetPlan.parse(plan_text, model.layout)
-    x = torch.zeros(1, config.in_channels, config.image_size, config.image_size)
+    x = torch.zeros(1, config.in_channels, config.image_size, config.image_size, device="meta")
     # an attention layer's out-projection is counted with it: its forward never calls out_proj
     return count_flops(lambda: model(x, plan), model.modules())
