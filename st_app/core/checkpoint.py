@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .checkpoint_meta import RunInfo, run_info
 from .models import ModelConfig, ResidualNet
 from .models.resnet import CIFAR_DEPTHS, IMAGENET_SPECS
 
@@ -52,6 +53,11 @@ class Checkpoint:
     model: ResidualNet
     meta: dict[str, Any]
     path: Path
+
+    @property
+    def info(self) -> RunInfo:
+        """Method, data set, epoch and architecture, read from the metadata in one place."""
+        return run_info(self.meta)
 
     @property
     def id(self) -> str:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from .models import ResidualNet
 from .plan import SubnetPlan, ordered_space, space_size
+from .subnet_eval.ops import start_recalibration
 
 __all__ = [
     "BN_MODES",
@@ -74,10 +75,7 @@ def recalibrate_bn(
 
     Modifies the model; wrap in ``bn_state`` to keep the original statistics.
     """
-    layers = _bn_layers(model)
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None
+    start_recalibration(_bn_layers(model))
     model.train()
     for start in range(0, len(images), batch_size):
         model(images[start : start + batch_size], plan)
