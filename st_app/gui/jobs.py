@@ -59,11 +59,15 @@ class Job(QObject):
         self.traceback = ""
         self.outcome: str | None = None  # "returned" | "errored" | "cancelled", once delivered
         self.lane: _Lane | None = None
+        self.cancel_hook: Callable[[], None] | None = None  # set by the work: unblocks a wait on cancel
         self._relay.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     # ------------------------------------------------------------ any thread
     def cancel(self) -> None:
         self._cancel.set()
+        hook = self.cancel_hook
+        if hook is not None:
+            hook()
 
     @property
     def is_cancelled(self) -> bool:
@@ -220,8 +224,10 @@ def shutdown_all(timeout_ms: int = 1500, lanes: tuple[str, ...] | None = None) -
         left = max(0, int(1000 * (deadline - time.monotonic())))
         if t.isRunning() and not t.wait(left):
             ok = False
-    for name in [n for n, t in _LANES.items() if t in chosen and not t.isRunning()]:
-        del _LANES[name]
+    for name in [n for n, t in _LANES.items() if t in chosen]:
+        lane = _LANES.pop(name)
+        if lane.isRunning():  # a later job on this lane name gets a fresh thread
+            _SINGLES.append(lane)
     return ok
 
 

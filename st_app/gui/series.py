@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Series", "SeriesStore", "SMOOTHING"]
+__all__ = ["PROBE_PREFIX", "Series", "SeriesStore", "SMOOTHING"]
 
+PROBE_PREFIX = "probe:"  # series of a probe sub-network: "probe:<plan text>"
 SMOOTHING = 0.9  # default EMA weight of the smoothed loss (bias-corrected, as TensorBoard does)
 ROLES = ("smallest", "random", "user")
 MAX_POINTS = 200_000  # per series, when read from a file

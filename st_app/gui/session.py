@@ -172,6 +172,7 @@ class Session(QObject):
         self._forget_stale_importance()
         if self._info is None or info != self._info:
             self._info = info
+            self._plan = None
             self.undo_stack.clear()
             self.networkChanged.emit(info)
             self.modelsChanged.emit()

@@ -1,0 +1,140 @@
+"""One analysis result on screen: its figures (the CLI's charts, drawn live), table and JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QPlainTextEdit,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QWidget,
+)
+
+from st_app.figures import report_charts, save_report
+
+__all__ = ["ResultView"]
+
+
+class ResultView(QTabWidget):
+    """Figures, table and JSON of one report; Save writes them all like the CLI does."""
+
+    planChosen = Signal(str)  # a table row's plan was double-clicked
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.report: dict[str, Any] | None = None
+        self.font_scale = 0.8  # on-screen plots are smaller than the 900x540 files
+        self.plots: list[pg.PlotWidget] = []
+        self.figures = QWidget()
+        self.grid = QGridLayout(self.figures)
+        self.grid.setContentsMargins(0, 4, 0, 0)
+        self.grid.setSpacing(6)
+        for col in (0, 1):  # two equal columns whatever the charts' contents want
+            self.grid.setColumnStretch(col, 1)
+        self.table = QTableWidget()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setSortingEnabled(True)
+        self.table.cellDoubleClicked.connect(self._on_double_click)
+        self.json = QPlainTextEdit()
+        self.json.setReadOnly(True)
+        self.json.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.addTab(self.figures, "Figures")
+        self.addTab(self.table, "Table")
+        self.addTab(self.json, "Report (JSON)")
+        self.setTabToolTip(1, "Every number of the report; the CSV that Save writes")
+        self.setTabToolTip(2, "The full report, with checkpoint ids, BN setting, seeds and image counts")
+
+    def show_report(self, report: dict[str, Any]) -> None:
+        self.report = report
+        charts = report_charts(report)
+        while len(self.plots) < len(charts):
+            w = pg.PlotWidget(background="w")
+            w.setMinimumSize(300, 240)
+            w.getPlotItem().st_font_scale = self.font_scale
+            self.plots.append(w)
+        for i, w in enumerate(self.plots):
+            self.grid.removeWidget(w)
+            w.setVisible(i < len(charts))
+        for i, chart in enumerate(charts):
+            plot = self.plots[i]
+            row, col, span = _grid_cell(i, len(charts))
+            self.grid.addWidget(plot, row, col, 1, span)
+            chart.render(plot.getPlotItem())
+            plot.setToolTip(f"{chart.title}\nRight-click → Export… saves this figure alone.")
+        from st_app.core.experiments.reports import report_table
+
+        header, rows = report_table(report)
+        self.table.setSortingEnabled(False)
+        self.table.clear()
+        self.table.setColumnCount(len(header))
+        self.table.setRowCount(len(rows))
+        self.table.setHorizontalHeaderLabels(header)
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                item = QTableWidgetItem()
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    item.setData(Qt.ItemDataRole.DisplayRole, value)
+                else:
+                    item.setText("" if value is None else str(value))
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+        self.table.setSortingEnabled(True)
+        if "plan" in header:
+            self.table.setToolTip("Double-click a row to open its sub-network in the Explore tab")
+        self.json.setPlainText(json.dumps(report, indent=2))
+
+    def _on_double_click(self, row: int, _column: int) -> None:
+        header = [self.table.horizontalHeaderItem(c).text() for c in range(self.table.columnCount())]
+        if "plan" in header:
+            item = self.table.item(row, header.index("plan"))
+            if item is not None and item.text():
+                self.planChosen.emit(item.text())
+
+    def set_font_scale(self, scale: float) -> None:
+        """Text size of the plots (presentation mode uses larger); redraws the shown report."""
+        self.font_scale = scale
+        for w in self.plots:
+            item = w.getPlotItem()
+            item.st_font_scale = scale
+            legend = item.legend
+            if legend is not None:  # a new legend picks the new size up
+                if legend.scene() is not None:
+                    legend.scene().removeItem(legend)
+                item.legend = None
+        if self.report is not None:
+            self.show_report(self.report)
+
+    def clear_report(self) -> None:
+        self.report = None
+        for w in self.plots:
+            w.getPlotItem().clear()
+            w.hide()
+        self.table.clear()
+        self.table.setRowCount(0)
+        self.json.clear()
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``<analysis>.json``, ``.csv`` and the PNG + SVG figures into ``folder``."""
+        if self.report is None:
+            raise ValueError("there is no result to save yet")
+        return save_report(dict(self.report), folder)
+
+
+
+def _grid_cell(i: int, n: int) -> tuple[int, int, int]:
+    """Row, column and column span of chart ``i`` of ``n``: two per row, an odd first one full width."""
+    if n % 2 == 1:
+        if i == 0:
+            return 0, 0, 2
+        i += 1
+    return i // 2, i % 2, 1
+
+

@@ -1,0 +1,60 @@
+"""``python main.py --screenshot out.png``: the window as it looks after start-up, saved as PNG.
+
+The README's screenshots are made by it, so they show what the app shows. It waits until the
+models are loaded and both accuracy cards show exact values (and, on the Analyses tab, until
+the shown page has a result), renders the window at the given size and exits.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["take_screenshot"]
+
+
+def _wait(app: Any, done: Any, timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        app.processEvents()
+        if done():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def take_screenshot(app: Any, window: Any, out: str | Path, size: str = "1280x720", *,
+                    presentation: bool = False, timeout_s: float = 60.0) -> int:
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        print(f"st-lab: --size must look like 1280x720, not {size!r}", file=sys.stderr)
+        return 2
+    window.resize(width, height)
+    window.show()
+    _wait(app, lambda: window.session.plan is not None and window.wait_for_accuracy(), timeout_s)
+    if window.tabs.currentWidget() is window.analyses_tab and window.analyses is not None:
+        panel = window.analyses
+        page = panel.stack.currentWidget()
+        if page.result.report is None and not panel.pair.problem:
+            panel.run(page.name)
+            _wait(app, lambda: panel.running is None, timeout_s)
+    if presentation:
+        window.set_presentation(True)
+        _wait(app, lambda: False, 0.3)
+        window.setGeometry(0, 0, width, height)  # the screen of an offscreen platform may be another size
+    _wait(app, lambda: False, 0.5)  # layouts, the graph's fit, plot redraws
+    pixmap = window.grab()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not pixmap.save(str(out)):
+        print(f"st-lab: could not write {out}", file=sys.stderr)
+        return 2
+    print(f"st-lab: saved {out} ({pixmap.width()}x{pixmap.height()})")
+    window.close()
+    sys.stdout.flush()
+    import os
+
+    os._exit(0)
