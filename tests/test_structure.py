@@ -106,3 +106,11 @@ def test_a_plain_wheel_carries_the_bundled_resources(tmp_path):
                    "st_app/resources/checkpoints/digits-resnet20-st/meta.json",
                    "st_app/core/resources.py", "st_app/cli/__init__.py"):
         assert needed in names, f"{needed} missing from the wheel"
+
+
+def test_no_module_over_600_lines_and_a_small_main_window():
+    """One job per module: no module of st_app over ~600 lines, the main window (composition only) under 500."""
+    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in _modules().items()}
+    too_long = {name: n for name, n in sizes.items() if n > 600}
+    assert not too_long, f"modules over 600 lines: {too_long}"
+    assert sizes["st_app.gui.main_window"] < 500, sizes["st_app.gui.main_window"]

@@ -102,7 +102,7 @@ def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="the tab to show (with --screenshot: the tab to capture)")
     parser.add_argument("--size", metavar="WxH", default="1280x720", help="window size for --screenshot")
     parser.add_argument("--close-after", type=float, metavar="SECONDS",
-                        help="close the window after this many seconds (scripted demos, timing)")
+                        help="close the window this many seconds after the models are loaded (scripted demos, timing)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="torch threads (default: all cores but one, which stays with the window)")
     return parser.parse_known_args(list(argv))
@@ -178,8 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         QTimer.singleShot(0, lambda: window.set_presentation(True))
     if args.demo:
         window.modelsLoaded.connect(lambda: QTimer.singleShot(200, window.start_demo))
-    if args.close_after is not None:
-        QTimer.singleShot(int(1000 * args.close_after), lambda: _close_and_note(window))
+    if args.close_after is not None:  # counted from the moment the models are loaded
+        window.modelsLoaded.connect(lambda: QTimer.singleShot(int(1000 * args.close_after),
+                                                              lambda: _close_and_note(window)))
     code = int(app.exec())
     return _fast_exit(code)
 
@@ -192,7 +193,9 @@ def _torch_threads_after_import(n: int) -> None:
 def _close_and_note(window) -> None:  # noqa: ANN001
     import time
 
-    print(f"st-lab: closing at {time.monotonic():.3f}", file=sys.stderr, flush=True)
+    training = window.training is not None and window.training.is_training()
+    print(f"st-lab: closing at {time.monotonic():.3f} (training: {'yes' if training else 'no'})", file=sys.stderr,
+          flush=True)
     window.close()
 
 

@@ -294,7 +294,7 @@ class FileOps(QObject):
         self.settings.setValue("files/lastDir", str(path.parent))
         kib = path.stat().st_size / 1024
         self.win.show_status(f"Exported {plan} ({SLOT_TITLES[slot]}) to {path.name}: max |Δ| "
-                             f"{report.max_abs_diff:.1e}, top-1 agreement {100 * report.top1_agreement:.0f} %",
+                             f"{report.max_abs_diff:.1e}, top-1 agreement {100 * report.top1_agreement:.0f} %, {report.provider}",
                              timeout=15000)
         summary = (f"Exported plan {plan} of the {SLOT_TITLES[slot]} model to {path} ({kib:.0f} KiB).\n\n"
                    f"Verified with onnxruntime on {report.n_images} images: max |Δ logits| = "

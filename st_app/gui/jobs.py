@@ -129,8 +129,7 @@ class Job(QObject):
     @Slot(str, object)
     def _deliver(self, kind: str, value: Any) -> None:
         if kind == "yielded":
-            if not self._cancel.is_set():
-                self.yielded.emit(value)
+            self.yielded.emit(value)  # emitted before any cancel: listeners filter stale values
             return
         self.outcome = kind
         if kind == "returned":

@@ -504,7 +504,7 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
         self.files.drop(paths)
 
-    def shutdown_workers(self, timeout_ms: int = 1500) -> bool:
+    def shutdown_workers(self, timeout_ms: int = 1000) -> bool:
         """Stop training, analyses and evaluation; wait at most ``timeout_ms`` in all."""
         if self._closing:
             return True

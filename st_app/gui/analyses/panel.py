@@ -121,7 +121,7 @@ class AnalysesPanel(QWidget):
         try:
             job = page.make_job(self.pair)
         except Exception as exc:  # noqa: BLE001 - bad settings: one message on the page
-            from .analysis_worker import describe_analysis_error
+            from .runner import describe_analysis_error
 
             page.on_stopped(describe_analysis_error(exc), error=True)
             return False

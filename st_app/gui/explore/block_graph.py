@@ -228,6 +228,14 @@ class BlockGraphView(QGraphicsView):
             self.ensureVisible(item, 20, 20)
             self.currentBlockChanged.emit(block)
 
+    @property
+    def presentation(self) -> bool:
+        return self._look.presentation
+
+    def slot_position(self, stage: int, index: int) -> QPointF:
+        """Where the ``index``-th box of ``stage`` sits (scene coordinates)."""
+        return self._slots[stage][index]
+
     def set_presentation(self, on: bool) -> None:
         self._look.presentation = on
         for item in self.scene().items():

@@ -185,7 +185,7 @@ class RunForm(QGroupBox):
             cb.setChecked(m in ("ct", "st"))
             cb.setToolTip(METHOD_TIPS.get(m, m))
             cb.setStyleSheet(f"QCheckBox {{ color: {method_color(m)}; font-weight: 600; }}")
-            cb.toggled.connect(self.methodsChanged.emit)
+            cb.toggled.connect(lambda _on: self.methodsChanged.emit())
             self.method_checks[m] = cb
             grid.addWidget(cb, i // 2, i % 2)
         return box

@@ -102,8 +102,8 @@ class TrainingPanel(QWidget):
         self._build_ui(store)
         self._update_states()
         app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
+        if app is not None:  # stop, do not wait: the process is about to end
+            app.aboutToQuit.connect(lambda: _stop(self._control, self._job))
         # Deleted without shutdown() (e.g. with its parent window): still stop the training.
         box = self._live = {"control": None, "job": None}
         self.destroyed.connect(lambda *_: _stop(box["control"], box["job"]))
@@ -198,6 +198,11 @@ class TrainingPanel(QWidget):
     # ================================================================== public API
     def checked_methods(self) -> tuple[str, ...]:
         return self.form.checked_methods()
+
+    @property
+    def job(self) -> Job | None:
+        """The running training's job (None when idle)."""
+        return self._job
 
     def is_training(self) -> bool:
         return self._job is not None
