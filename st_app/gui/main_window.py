@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from st_app.core.plan import SubnetPlan
 
-from . import actions
+from . import actions, window_state
 from .demo import Demo
 from .explore.panels import repolish
 from .explore.tab import ExploreTab
@@ -309,9 +309,6 @@ class MainWindow(QMainWindow):
     def apply_plan_text(self, text: str) -> bool:
         return self.explore.apply_plan_text(text)
 
-    def toggle_block(self, block: int) -> bool:
-        return self._try(self.session.toggle, block)
-
     def block_action(self, action: str, block: int) -> bool:
         self.graph.set_current_block(block)
         return self._try(self.session.block_action, action, block)
@@ -408,9 +405,6 @@ class MainWindow(QMainWindow):
     def save_models(self, folder: str | Path) -> list[Path]:
         return self.files.save_models(folder)
 
-    def export_onnx(self, slot: str, path: str | Path | None = None) -> Any | None:
-        return self.files.export_onnx(slot, path)
-
     # ================================================================ status and messages
     def show_status(self, text: str, *, error: bool = False, timeout: int = 8000) -> None:
         sb = self.statusBar()
@@ -459,36 +453,10 @@ class MainWindow(QMainWindow):
 
     # ================================================================ settings, drops, closing
     def _restore_settings(self) -> None:
-        s = self.settings
-        geo = s.value("window/geometry")
-        if not isinstance(geo, (QByteArray, bytes)) or not self.restoreGeometry(QByteArray(geo)):
-            screen = QGuiApplication.primaryScreen()
-            avail = screen.availableGeometry() if screen is not None else None
-            w, h = 1440, 900
-            if avail is not None:
-                w, h = min(w, int(avail.width() * 0.92)), min(h, int(avail.height() * 0.92))
-            self.resize(w, h)
-        state = s.value("window/state")
-        if isinstance(state, (QByteArray, bytes)):
-            self.restoreState(QByteArray(state))
-        split = s.value("window/splitter")
-        if isinstance(split, (QByteArray, bytes)):
-            self.splitter.restoreState(QByteArray(split))
-        else:
-            self.splitter.setSizes([470, 400])
-        bn = s.value("explore/bn", "main")
-        if bn in ("main", "recalibrate"):
-            self.session.set_bn_mode(str(bn))
-            self.accuracy_panel.set_bn_mode(str(bn))
+        window_state.restore(self)
 
     def _save_settings(self) -> None:
-        s = self.settings
-        if not self.session.presentation:
-            s.setValue("window/geometry", self.saveGeometry())
-            s.setValue("window/state", self.saveState())
-        s.setValue("window/splitter", self.splitter.saveState())
-        s.setValue("explore/bn", self.session.bn_mode)
-        s.sync()
+        window_state.save(self)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         event.acceptProposedAction() if self.files.dropped_paths(event) else event.ignore()

@@ -380,7 +380,7 @@ def test_presentation_mode(qtbot, make_window) -> None:
 
 
 def test_demo_trains_loads_and_explains(qtbot, make_window, tmp_path, monkeypatch) -> None:
-    
+
     win = make_window(enable_training=True)
     if win.training is None:
         pytest.skip(f"training panel unavailable: {win._training_error}")
