@@ -97,6 +97,7 @@ def style_plot(plot: Any, title: str, xlabel: str = "", ylabel: str = "") -> Non
         axis = plot.getAxis(side)
         axis.setPen("k")
         axis.setTextPen("k")
+        axis.enableAutoSIPrefix(False)  # no "(x0.001)" on category axes
     plot.setLabel("bottom", xlabel, color="k")
     plot.setLabel("left", ylabel, color="k")
     plot.showGrid(x=False, y=True, alpha=0.25)

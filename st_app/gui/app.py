@@ -100,6 +100,8 @@ def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="render the window once the models are loaded and evaluated, save it, and exit")
     parser.add_argument("--tab", choices=("explore", "train", "analyses"), default="explore",
                         help="the tab to show (with --screenshot: the tab to capture)")
+    parser.add_argument("--analysis", choices=("loafing", "subnets", "robustness", "importance", "compare"),
+                        help="the analysis page to show on the Analyses tab (with --screenshot: run it first)")
     parser.add_argument("--size", metavar="WxH", default="1280x720", help="window size for --screenshot")
     parser.add_argument("--close-after", type=float, metavar="SECONDS",
                         help="close the window this many seconds after the models are loaded (scripted demos, timing)")
@@ -169,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.modelsLoaded.connect(lambda: _torch_threads_after_import(threads))
     tabs = {"explore": window.explore_tab, "train": window.train_tab, "analyses": window.analyses_tab}
     window.tabs.setCurrentWidget(tabs[args.tab])
+    if args.analysis:
+        window.when_loaded(lambda: window.analyses is not None and window.analyses.show_page(args.analysis))
     if args.screenshot:
         from .screenshot import take_screenshot
 

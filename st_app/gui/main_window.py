@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self._initial_plan = initial_plan
         self._session_path = session_path
         self._closing = False
+        self.loaded = False  # start-up finished (models loaded or not): modelsLoaded was emitted
         app = QApplication.instance()
         if app is not None:
             ensure_stylesheet(app)
@@ -95,7 +96,7 @@ class MainWindow(QMainWindow):
         actions.build(self)
         self.colouring = ImportanceColouring(self)
         self._connect_session()
-        self._restore_settings()
+        window_state.restore(self)
         self._update_actions()
         self._update_title()
         self._probe_timer = QTimer(self)
@@ -168,6 +169,10 @@ class MainWindow(QMainWindow):
         self.explore.accuracyShown.connect(self._on_accuracy_shown)
         self.accuracy.busyChanged.connect(lambda busy: self.busy_label.setText("evaluating…" if busy else ""))
 
+    def when_loaded(self, fn: Any) -> None:
+        """Call ``fn`` once start-up has loaded the models (now, if it has)."""
+        fn() if self.loaded else self.modelsLoaded.connect(fn)
+
     def _finish_startup(self, paths: dict[str, Any]) -> None:
         if self._closing:
             return
@@ -184,6 +189,7 @@ class MainWindow(QMainWindow):
             self.apply_plan_text(self._initial_plan)
         if loaded and not self._session_path:
             self.show_status("Click a block to turn it off or on; right-click for more; Ctrl+Z undoes.", timeout=0)
+        self.loaded = True
         self.modelsLoaded.emit()
 
     def _build_training_panel(self) -> None:
@@ -452,12 +458,6 @@ class MainWindow(QMainWindow):
         self.act_defaults.setEnabled(all((p / "model.safetensors").exists() for p in DEFAULT_CHECKPOINTS.values()))
 
     # ================================================================ settings, drops, closing
-    def _restore_settings(self) -> None:
-        window_state.restore(self)
-
-    def _save_settings(self) -> None:
-        window_state.save(self)
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         event.acceptProposedAction() if self.files.dropped_paths(event) else event.ignore()
 
@@ -487,7 +487,12 @@ class MainWindow(QMainWindow):
         left = max(50, timeout_ms - int(1000 * (time.perf_counter() - t0)))
         return shutdown_all(left)
 
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        if self.session.presentation:  # the toolbar's text size follows the width
+            QTimer.singleShot(0, self.presentation_mode.fit)
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._save_settings()
+        window_state.save(self)
         self.shutdown_workers()
         super().closeEvent(event)

@@ -72,8 +72,10 @@ class Presentation(QObject):
         if not win.property("presentation"):
             win.toolbar.setStyleSheet("")
             return
+        tb = win.toolbar
         for pt in TOOLBAR_POINTS:
-            win.toolbar.setStyleSheet(f"QToolButton, QLabel, QComboBox {{ font-size: {pt}pt; }}")
-            win.toolbar.adjustSize()
-            if win.toolbar.sizeHint().width() <= win.width():
+            tb.setStyleSheet(f"QToolButton, QLabel, QComboBox {{ font-size: {pt}pt; }}")
+            tb.layout().invalidate()
+            tb.layout().activate()
+            if tb.sizeHint().width() <= tb.width() - 8 and not toolbar_overflows(tb):
                 break

@@ -44,7 +44,8 @@ def take_screenshot(app: Any, window: Any, out: str | Path, size: str = "1280x72
     if presentation:
         window.set_presentation(True)
         _wait(app, lambda: False, 0.3)
-        window.setGeometry(0, 0, width, height)  # the screen of an offscreen platform may be another size
+        window.showNormal()  # the screen of an offscreen platform may be another size: keep the requested one
+        window.setGeometry(0, 0, width, height)
     _wait(app, lambda: False, 0.5)  # layouts, the graph's fit, plot redraws
     pixmap = window.grab()
     out = Path(out)

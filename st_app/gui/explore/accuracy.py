@@ -29,8 +29,8 @@ from ..jobs import Job, run_in_thread, shutdown_all
 __all__ = ["AccuracyResult", "AccuracyService", "BN_LABELS", "ModelPayload", "Pass", "passes"]
 
 BN_LABELS = {
-    "main": "main network (paper's setting)",
-    "recalibrate": "recalibrated for this sub-net",
+    "main": "main network (paper)",
+    "recalibrate": "recalibrated per sub-net",
 }
 LANE = "accuracy"
 CALIB_FULL = 1000

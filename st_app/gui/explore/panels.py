@@ -176,12 +176,13 @@ class AccuracyPanel(QGroupBox):
             cards.addWidget(card)
         lay.addLayout(cards, 1)
         row = QHBoxLayout()
-        self.bn_label = QLabel("BatchNorm statistics:")
+        self.bn_label = QLabel("BN statistics:")
         self.bn_label.setToolTip(BN_TOOLTIP)
         self.bn_combo = QComboBox()
         for mode, text in BN_LABELS.items():
             self.bn_combo.addItem(text, mode)
         self.bn_combo.setToolTip(BN_TOOLTIP)
+        self.bn_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never elided
         self.bn_combo.currentIndexChanged.connect(lambda _i: self.bnModeChanged.emit(self.bn_mode()))
         self.gap = QLabel("")
         self.gap.setObjectName("gapLabel")

@@ -110,20 +110,15 @@ class TrainingPanel(QWidget):
 
     # ================================================================== UI
     def _build_ui(self, store: SeriesStore | None) -> None:
+        """Left: the run controls (always in view), then the set-up form (scrolls); right: the plots."""
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         outer.addWidget(self.splitter)
         side = self._side = QWidget()
         lay = QVBoxLayout(side)
-        lay.setContentsMargins(10, 10, 10, 10)
-        lay.setSpacing(8)
-        self.form = RunForm()
-        self.form.methodsChanged.connect(self._update_states)
-        self.epochs_spin = self.form.widgets["epochs"]
-        self.method_checks = self.form.method_checks
-        lay.addWidget(self.form)
-
+        lay.setContentsMargins(10, 10, 10, 6)
+        lay.setSpacing(6)
         self.side_by_side_button = _button(
             "Train CT vs ST side by side",
             "Train common training (CT) and stimulative training (ST) interleaved, one step of each in turn, from "
@@ -132,42 +127,52 @@ class TrainingPanel(QWidget):
         self.side_by_side_button.setObjectName("primaryButton")
         self.side_by_side_button.setMinimumHeight(36)
         self.side_by_side_button.setDefault(True)
-        lay.addWidget(self.side_by_side_button)
         self.train_checked_button = _button("Train checked methods", "Train every checked method side by side "
                                             "(round-robin, one step each)", lambda: self.start(self.checked_methods()))
-        lay.addWidget(self.train_checked_button)
         self.pause_button = _button("Pause", "Pause between batches; nothing is lost", self.pause)
         self.resume_button = _button("Resume", "Continue a paused training", self.resume)
         self.stop_button = _button("Stop", "Stop after the current batch; every finished epoch stays saved in its "
                                    "run folder", self.stop)
-        controls = QGridLayout()  # a grid wraps nothing away at presentation font sizes
+        grid = QGridLayout()  # a grid cuts nothing off at presentation font sizes
+        grid.addWidget(self.side_by_side_button, 0, 0, 1, 3)
+        grid.addWidget(self.train_checked_button, 1, 0, 1, 3)
         for i, b in enumerate((self.pause_button, self.resume_button, self.stop_button)):
-            controls.addWidget(b, 0, i)
-        lay.addLayout(controls)
-
+            grid.addWidget(b, 2, i)
+        lay.addLayout(grid)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setFormat("%p%")
         self.progress.setToolTip("Optimizer steps done over all runs")
         self.eta_label = QLabel("")
         self.eta_label.setToolTip("Estimated time left for the whole side-by-side training")
-        lay.addWidget(self.progress)
-        lay.addWidget(self.eta_label)
+        row = QGridLayout()
+        row.addWidget(self.progress, 0, 0)
+        row.addWidget(self.eta_label, 0, 1)
+        row.setColumnStretch(0, 1)
+        lay.addLayout(row)
         self.status_label = QLabel("Ready. Digits trains in seconds per epoch on a CPU.")
         self.status_label.setWordWrap(True)
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
         self.status_label.setFrameShape(QFrame.Shape.StyledPanel)
-        self.status_label.setMinimumHeight(72)
+        self.status_label.setMinimumHeight(48)
         self.status_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.status_label.setContentsMargins(6, 4, 6, 4)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setToolTip("Current epoch, smoothed training loss and last test accuracy of each run")
         lay.addWidget(self.status_label)
 
+        setup = QWidget()
+        setup_lay = QVBoxLayout(setup)
+        setup_lay.setContentsMargins(0, 0, 4, 0)
+        self.form = RunForm()
+        self.form.methodsChanged.connect(self._update_states)
+        self.epochs_spin = self.form.widgets["epochs"]
+        self.method_checks = self.form.method_checks
+        setup_lay.addWidget(self.form)
         self.presentation_check = QCheckBox("Presentation mode")
         self.presentation_check.setToolTip("Larger fonts, thicker lines and black-on-white plots for a projector")
         self.presentation_check.toggled.connect(self.set_presentation)
-        lay.addWidget(self.presentation_check)
+        setup_lay.addWidget(self.presentation_check)
         self.save_plots_button = _button("Save plots…", "Save the three plots as one PNG or SVG image",
                                          self._ask_export_plots)
         self.save_csv_button = _button("Save CSV…", "Save every series (run, series, step, value) as CSV",
@@ -175,18 +180,19 @@ class TrainingPanel(QWidget):
         exports = QGridLayout()
         exports.addWidget(self.save_plots_button, 0, 0)
         exports.addWidget(self.save_csv_button, 0, 1)
-        lay.addLayout(exports)
-        lay.addStretch(1)
-
+        setup_lay.addLayout(exports)
+        setup_lay.addStretch(1)
         scroll = QScrollArea()
-        scroll.setWidget(side)
+        scroll.setWidget(setup)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(340)
         scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        self.side_scroll = scroll
-        self.splitter.addWidget(scroll)
+        self.setup_scroll = scroll
+        lay.addWidget(scroll, 1)
+        side.setMinimumWidth(340)
+        self.side_scroll = side
+        self.splitter.addWidget(side)
         self.plots = TrainingPlots(store)
         self.plots.setToolTip("Live curves: drag to pan, wheel to zoom, right-click for options and export")
         self.splitter.addWidget(self.plots)
@@ -194,6 +200,7 @@ class TrainingPanel(QWidget):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([360, 1040])
         self.splitter.setChildrenCollapsible(False)
+        self.plots.set_epochs(int(self.form.values()["epochs"]))  # whole epochs on the axis from the start
 
     # ================================================================== public API
     def checked_methods(self) -> tuple[str, ...]:
@@ -320,7 +327,7 @@ class TrainingPanel(QWidget):
         self.plots.set_presentation(self._presentation)
         self._side.setStyleSheet("QWidget { font-size: 14pt; }" if self._presentation else "")
         self._side.adjustSize()
-        need = self._side.minimumSizeHint().width() + 24
+        need = max(self._side.minimumSizeHint().width(), self.setup_scroll.widget().minimumSizeHint().width()) + 30
         self.side_scroll.setMinimumWidth(max(340, need) if self._presentation else 340)
         total = sum(self.splitter.sizes()) or 1400
         side = max(need, 360) if self._presentation else 360

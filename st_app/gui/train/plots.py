@@ -396,6 +396,11 @@ class TrainingPlots(QWidget):
             legend.setVisible(bool(legend.items))
         if not any(k[1] == ACC for k in self.curves):
             self.acc_plot.setYRange(0, 100, padding=0.02)
+        for plot in (self.acc_plot, self.loss_plot, self.probe_plot):  # no 0.2 … 0.8 on an empty axis
+            has_data = any(self._plot_for(k[1]) is plot for k in self.curves)
+            plot.getAxis("bottom").setStyle(showValues=has_data or plot is self.acc_plot)
+            if plot is self.loss_plot:
+                plot.getAxis("left").setStyle(showValues=has_data)
 
     def _place_hints(self, *_: Any) -> None:
         for plot in (self.acc_plot, self.loss_plot, self.probe_plot):
