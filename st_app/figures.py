@@ -249,11 +249,24 @@ def draw_bars(
                 plot.addItem(t)
     plot.getAxis("bottom").setTicks([[(float(i), str(c)) for i, c in enumerate(categories)]])
     plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
-    # room above the bars for the value labels and, above them, the legend's one row
-    headroom = 1.32 if legend is not None else 1.12
+    # room above the bars for the value labels and, above them, the legend's one row: measured in
+    # pixels of this plot (a small on-screen plot needs relatively more room than a 900x540 file)
+    headroom = _headroom(plot, legend, values_on_bars)
     top = max(1.0, top)
     low = 0.0 if bottom >= 0 else bottom - 0.06 * (top - bottom) - (0.04 * top if values_on_bars else 0.0)
     plot.setYRange(low, top * headroom, padding=0)
+
+
+def _headroom(plot: Any, legend: Any, values_on_bars: bool) -> float:
+    """Factor over the tallest bar so that value labels and the legend sit above every bar."""
+    view_h = float(plot.getViewBox().height())
+    if view_h < 60:  # not laid out yet (a file's canvas): its plot area is about this tall
+        view_h = HEIGHT * 0.78
+    scale = getattr(plot, "st_font_scale", 1.0)
+    needed = (18 * scale if values_on_bars else 4) + 8
+    if legend is not None:
+        needed += float(legend.boundingRect().height()) + 14
+    return 1.0 / max(0.4, 1.0 - needed / view_h)
 
 
 def draw_lines(
@@ -364,8 +377,8 @@ def robustness_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "
             ks = [0] + [r["k"] for r in rows[n]]
             series[n] = (ks, [report["main"][n]] + [r["mean"] for r in rows[n]], [0.0] + [r["std"] for r in rows[n]])
         ticks = [(float(k), str(k)) for k in series[names[0]][0]]
-        charts.append(Chart(f"_{key}", f"{what} (mean ± std, {report['repeats']} draws, BN: {report['bn']})",
-                            "k", "accuracy (%)",
+        charts.append(Chart(f"_{key}", f"{what} ({report['repeats']} draws, BN: {report['bn']})",
+                            "k", "accuracy (%), mean ± std",
                             lambda p, s=series, t=ticks: draw_lines(p, s, xticks=t, legend="bottom-left")))
     return charts
 
@@ -375,8 +388,8 @@ def importance_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "
     names = [n for n in names if n in report["importance"]]
     drops = {n: report["importance"][n] for n in names}
     blocks = [str(b) for b in range(len(drops[names[0]]))]
-    return [Chart("", f"Block importance: accuracy lost when one block is deleted (BN: {report['bn']})",
-                  "deleted block", "accuracy lost (points)",
+    return [Chart("", f"Block importance (BN: {report['bn']})",
+                  "deleted block", "points of accuracy lost",
                   lambda p: draw_bars(p, blocks, drops, values_on_bars=len(blocks) <= 12))]
 
 

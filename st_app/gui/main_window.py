@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
         for tab, title in ((self.explore_tab, "Explore"), (self.train_tab, "Train"), (self.analyses_tab, "Analyses")):
             self.tabs.setTabToolTip(self.tabs.addTab(tab, title), TAB_TIPS[title])
         self.help_browser = HelpBrowser()
-        self.help_dock = self._dock("Help: the ideas in plain words", "helpDock", self.help_browser)
+        self.help_dock = self._dock("Help", "helpDock", self.help_browser)
         self.history_view = QUndoView(self.session.undo_stack)
         self.history_view.setEmptyLabel("loaded plan")
         self.history_view.setToolTip("Every edit of the plan; click an entry to go back to it")

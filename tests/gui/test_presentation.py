@@ -50,6 +50,8 @@ def test_presentation_mode_cuts_nothing_off(qtbot, make_window, size) -> None:  
     try:
         win.showNormal()  # the offscreen screen is 800x600: a window of the classroom screen's size instead
         win.setGeometry(0, 0, *size)
+        qtbot.wait(50)
+        assert (win.width(), win.height()) == size, "the window cannot be as small as the screen"
         problems = []
         for tab in (win.explore_tab, win.train_tab, win.analyses_tab):
             win.tabs.setCurrentWidget(tab)
@@ -57,7 +59,13 @@ def test_presentation_mode_cuts_nothing_off(qtbot, make_window, size) -> None:  
             win.presentation_mode.fit()
             qtbot.wait(20)
             assert not toolbar_overflows(win.toolbar), "toolbar actions hidden behind »"
-            problems += [f"{win.tabs.tabText(win.tabs.currentIndex())}: {p}" for p in cut_off(win)]
+            pages = list(win.analyses.pages) if tab is win.analyses_tab else [None]
+            for page in pages:
+                if page is not None:
+                    win.analyses.show_page(page)
+                    qtbot.wait(20)
+                where = win.tabs.tabText(win.tabs.currentIndex()) + (f"/{page}" if page else "")
+                problems += [f"{where}: {p}" for p in cut_off(win)]
         assert not problems, "\n".join(problems)
     finally:
         win.set_presentation(False)

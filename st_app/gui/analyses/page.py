@@ -121,6 +121,7 @@ class AnalysisPage(QWidget):
         self.form = QFormLayout(form_box)
         self.form.setContentsMargins(0, 0, 0, 0)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # labels above fields when narrow
         self.build_form()
         lay.addWidget(form_box)
         buttons = QGridLayout()
@@ -141,8 +142,9 @@ class AnalysisPage(QWidget):
         self.copy_button.setEnabled(False)
         self.copy_button.setToolTip("Copy the summary lines to the clipboard")
         self.copy_button.clicked.connect(self.copy_summary)
-        for i, b in enumerate((self.run_button, self.cancel_button, self.save_button, self.copy_button)):
-            buttons.addWidget(b, i // 2, i % 2)
+        buttons.addWidget(self.run_button, 0, 0, 1, 2)  # "Run method comparison" gets the whole row
+        for i, b in enumerate((self.cancel_button, self.save_button, self.copy_button)):
+            buttons.addWidget(b, 1 + i // 2, i % 2)
         extra = QHBoxLayout()
         self.extra_buttons(extra)
         lay.addLayout(buttons)
@@ -178,7 +180,15 @@ class AnalysisPage(QWidget):
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setWordWrap(True)
-        rl.addWidget(self.summary)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        summary_scroll = QScrollArea()  # a long summary scrolls instead of squeezing the figures
+        summary_scroll.setWidget(self.summary)
+        summary_scroll.setWidgetResizable(True)
+        summary_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        summary_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        summary_scroll.setMaximumHeight(130)
+        self.summary_scroll = summary_scroll
+        rl.addWidget(summary_scroll)
         self.placeholder = QLabel(f"Run the analysis to see its figures, table and report here.\n\n"
                                   f"The same report comes from the command line:\n"
                                   f"python -m st_app analyze {self.name} …")

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QGridLayout,
     QHBoxLayout,
     QLineEdit,
     QPushButton,
@@ -48,7 +49,7 @@ class LoafingPage(AnalysisPage):
     def build_form(self) -> None:
         self.plans = QLineEdit()
         self.plans.setPlaceholderText("default: the smallest and two others")
-        self.plans.setMinimumWidth(260)
+        self.plans.setMinimumWidth(160)
         self.plans.setToolTip("Sub-networks separated by ';' in the plan text (e.g. 0|3|6; 0,1|3,4|6,7) or "
                               "depths:1,2,1; empty: the smallest ordered sub-net and two others")
         self.form.addRow("Sub-networks:", self.field("plans", self.plans, empty_ok=True))
@@ -208,13 +209,14 @@ class ComparePage(AnalysisPage):
         self.epochs.setValue(30)
         self.form.addRow("Epochs:", self.field("epochs", self.epochs))
         methods = QWidget()
-        ml = QHBoxLayout(methods)
+        ml = QGridLayout(methods)  # two per row: more methods (issue 9) still fit a narrow column
         ml.setContentsMargins(0, 0, 0, 0)
         self.methods = {}
-        for m in METHODS:
+        for i, m in enumerate(METHODS):
             box = QCheckBox(m)
             box.setChecked(m in ("ct", "st", "stpp", "sd"))
-            ml.addWidget(box)
+            box.setToolTip(f"Train and compare method {m!r}")
+            ml.addWidget(box, i // 2, i % 2)
             self.methods[m] = box
         self.form.addRow("Methods:", methods)
         self.batch = QSpinBox()
@@ -227,7 +229,7 @@ class ComparePage(AnalysisPage):
         self.lr.setSingleStep(0.01)
         self.lr.setValue(0.05)
         self.form.addRow("Learning rate:", self.field("lr", self.lr))
-        self.isolate = QCheckBox("each method in its own process")
+        self.isolate = QCheckBox("one process per method")
         self.isolate.setChecked(True)
         self.isolate.setToolTip("On CPU the peak memory is a process-wide high-water mark: a fresh process per "
                                 "method gives each its own figure (slower start)")

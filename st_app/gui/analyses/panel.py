@@ -173,11 +173,12 @@ class AnalysesPanel(QWidget):
 
     def set_presentation(self, on: bool) -> None:
         """Larger plot text for a projector (the widgets' fonts come from the style sheet)."""
-        self.column.setFixedWidth(250 if on else 170)
+        self.column.setFixedWidth(205 if on else 170)
         for page in self.pages.values():
             page.result.set_font_scale(1.25 if on else 0.8)
-            page.controls.setMinimumWidth(500 if on else 340)
-            page.controls.setMaximumWidth(640 if on else 430)
+            page.controls.setMinimumWidth(430 if on else 340)
+            page.controls.setMaximumWidth(520 if on else 430)
+            page.summary_scroll.setMaximumHeight(150 if on else 130)
 
     def open_report_dialog(self) -> None:
         root = str(self.settings.value("analyses/lastDir", str(Path.home())))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QGridLayout,
     QPlainTextEdit,
@@ -22,6 +23,28 @@ from st_app.figures import report_charts, save_report
 __all__ = ["ResultView"]
 
 
+def format_number(value: float) -> str:
+    """A table cell: whole numbers as they are, others with two decimals (18.33, not 18.3333)."""
+    if isinstance(value, int) or (math.isfinite(value) and float(value).is_integer() and abs(value) < 1e15):
+        return str(int(value))
+    return f"{value:.2f}" if math.isfinite(value) else str(value)
+
+
+class NumberItem(QTableWidgetItem):
+    """A number shown rounded but sorted by its exact value (the CSV keeps every digit)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(format_number(value))
+        self.value = float(value)
+        self.setToolTip(repr(value))
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        if isinstance(other, NumberItem):
+            return self.value < other.value
+        return super().__lt__(other)
+
+
 class ResultView(QTabWidget):
     """Figures, table and JSON of one report; Save writes them all like the CLI does."""
 
@@ -30,6 +53,11 @@ class ResultView(QTabWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.report: dict[str, Any] | None = None
+        self._redraw = QTimer(self)
+        self._redraw.setSingleShot(True)
+        self._redraw.setInterval(150)
+        self._redraw.timeout.connect(self._redraw_charts)
+        self._heights: list[int] = []
         self.font_scale = 0.8  # on-screen plots are smaller than the 900x540 files
         self.plots: list[pg.PlotWidget] = []
         self.figures = QWidget()
@@ -52,12 +80,28 @@ class ResultView(QTabWidget):
         self.setTabToolTip(1, "Every number of the report; the CSV that Save writes")
         self.setTabToolTip(2, "The full report, with checkpoint ids, BN setting, seeds and image counts")
 
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._redraw.start()  # bar charts size their headroom in pixels: redraw at the new size
+
+    def _on_plot_resized(self, *_: Any) -> None:
+        heights = [round(w.getPlotItem().getViewBox().height() / 8) for w in self.plots]
+        if heights != self._heights:  # only a real change of size (a redraw can nudge the axes)
+            self._heights = heights
+            self._redraw.start()
+
+    def _redraw_charts(self) -> None:
+        if self.report is not None:
+            for chart, plot in zip(report_charts(self.report), self.plots):
+                chart.render(plot.getPlotItem())
+
     def show_report(self, report: dict[str, Any]) -> None:
         self.report = report
         charts = report_charts(report)
         while len(self.plots) < len(charts):
             w = pg.PlotWidget(background="w")
-            w.setMinimumSize(300, 240)
+            w.setMinimumSize(220, 160)
+            w.getPlotItem().getViewBox().sigResized.connect(self._on_plot_resized)
             w.getPlotItem().st_font_scale = self.font_scale
             self.plots.append(w)
         for i, w in enumerate(self.plots):
@@ -79,11 +123,10 @@ class ResultView(QTabWidget):
         self.table.setHorizontalHeaderLabels(header)
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
-                item = QTableWidgetItem()
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    item.setData(Qt.ItemDataRole.DisplayRole, value)
+                    item: QTableWidgetItem = NumberItem(value)
                 else:
-                    item.setText("" if value is None else str(value))
+                    item = QTableWidgetItem("" if value is None else str(value))
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
