@@ -250,18 +250,42 @@ def draw_bars(
     plot.getAxis("bottom").setTicks([[(float(i), str(c)) for i, c in enumerate(categories)]])
     plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
     # room above the bars for the value labels and, above them, the legend's one row: measured in
-    # pixels of this plot (a small on-screen plot needs relatively more room than a 900x540 file)
+    # pixels of this plot (a small on-screen plot needs relatively more room than a 900x540 file);
+    # a plot too low for that names the series in its title instead
+    legend = _keys_in_title_if_cramped(plot, legend, {n: (colors or {}).get(n) or color(n, i)
+                                                      for i, n in enumerate(series)})
     headroom = _headroom(plot, legend, values_on_bars)
     top = max(1.0, top)
     low = 0.0 if bottom >= 0 else bottom - 0.06 * (top - bottom) - (0.04 * top if values_on_bars else 0.0)
     plot.setYRange(low, top * headroom, padding=0)
 
 
+def _keys_in_title_if_cramped(plot: Any, legend: Any, colours: Mapping[str, str]) -> Any:
+    """A plot too low for its legend names the series in its title instead; returns the legend or None."""
+    if legend is None or _legend_share(plot, legend) <= 0.3:
+        return legend
+    keys = "  ".join(f"<span style='color:{c}'>■</span> {label(n)}" for n, c in colours.items())
+    plot.setTitle(f"{plot.titleLabel.text}&nbsp;&nbsp;{keys}", color="k",
+                  size=f"{12 * getattr(plot, 'st_font_scale', 1.0):.1f}pt")
+    if legend.scene() is not None:
+        legend.scene().removeItem(legend)
+    plot.legend = None
+    return None
+
+
+def _view_height(plot: Any) -> float:
+    view_h = float(plot.getViewBox().height())
+    return view_h if view_h >= 60 else HEIGHT * 0.78  # not laid out yet (a file's canvas): about this tall
+
+
+def _legend_share(plot: Any, legend: Any) -> float:
+    """The part of the plot's height a legend above the bars would take."""
+    return (float(legend.boundingRect().height()) + 14) / _view_height(plot)
+
+
 def _headroom(plot: Any, legend: Any, values_on_bars: bool) -> float:
     """Factor over the tallest bar so that value labels and the legend sit above every bar."""
-    view_h = float(plot.getViewBox().height())
-    if view_h < 60:  # not laid out yet (a file's canvas): its plot area is about this tall
-        view_h = HEIGHT * 0.78
+    view_h = _view_height(plot)
     scale = getattr(plot, "st_font_scale", 1.0)
     needed = (18 * scale if values_on_bars else 4) + 8
     if legend is not None:
@@ -289,6 +313,7 @@ def draw_lines(
             e = _finite(err)
             plot.addItem(pg.ErrorBarItem(x=xa, y=ya, top=e, bottom=e, beam=0.15, pen=pg.mkPen(c, width=1.5)))
     plot.getAxis("bottom").setTicks(None if xticks is None else [list(xticks)])
+    _keys_in_title_if_cramped(plot, plot.legend, {n: color(n, i) for i, n in enumerate(series)})
 
 
 def draw_histogram(plot: Any, series: Mapping[str, Sequence[float]], *, bins: int = 20) -> None:

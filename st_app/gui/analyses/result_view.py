@@ -10,8 +10,10 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QFrame,
     QGridLayout,
     QPlainTextEdit,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -74,7 +76,14 @@ class ResultView(QTabWidget):
         self.json = QPlainTextEdit()
         self.json.setReadOnly(True)
         self.json.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.addTab(self.figures, "Figures")
+        scroll = QScrollArea()  # narrow (presentation): the charts stack in one column and scroll
+        scroll.setWidget(self.figures)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.figures_scroll = scroll
+        self._columns = 2
+        self.addTab(scroll, "Figures")
         self.addTab(self.table, "Table")
         self.addTab(self.json, "Report (JSON)")
         self.setTabToolTip(1, "Every number of the report; the CSV that Save writes")
@@ -90,17 +99,26 @@ class ResultView(QTabWidget):
             self._heights = heights
             self._redraw.start()
 
+    def columns(self) -> int:
+        """Two chart columns when each gets at least 360 px (more with larger fonts), else one."""
+        need = int(360 * max(1.0, self.font_scale / 0.8))
+        return 2 if self.figures_scroll.viewport().width() >= 2 * need else 1
+
     def _redraw_charts(self) -> None:
+        if self.report is not None and self.columns() != self._columns:
+            self.show_report(self.report)
+            return
         if self.report is not None:
             for chart, plot in zip(report_charts(self.report), self.plots):
                 chart.render(plot.getPlotItem())
 
     def show_report(self, report: dict[str, Any]) -> None:
         self.report = report
+        self._columns = self.columns()
         charts = report_charts(report)
         while len(self.plots) < len(charts):
             w = pg.PlotWidget(background="w")
-            w.setMinimumSize(220, 160)
+            w.setMinimumSize(220, int(160 * max(1.0, self.font_scale / 0.8)))
             w.getPlotItem().getViewBox().sigResized.connect(self._on_plot_resized)
             w.getPlotItem().st_font_scale = self.font_scale
             self.plots.append(w)
@@ -109,7 +127,7 @@ class ResultView(QTabWidget):
             w.setVisible(i < len(charts))
         for i, chart in enumerate(charts):
             plot = self.plots[i]
-            row, col, span = _grid_cell(i, len(charts))
+            row, col, span = _grid_cell(i, len(charts), self._columns)
             self.grid.addWidget(plot, row, col, 1, span)
             chart.render(plot.getPlotItem())
             plot.setToolTip(f"{chart.title}\nRight-click → Export… saves this figure alone.")
@@ -145,6 +163,7 @@ class ResultView(QTabWidget):
         """Text size of the plots (presentation mode uses larger); redraws the shown report."""
         self.font_scale = scale
         for w in self.plots:
+            w.setMinimumSize(220, int(160 * max(1.0, scale / 0.8)))
             item = w.getPlotItem()
             item.st_font_scale = scale
             legend = item.legend
@@ -172,8 +191,10 @@ class ResultView(QTabWidget):
 
 
 
-def _grid_cell(i: int, n: int) -> tuple[int, int, int]:
+def _grid_cell(i: int, n: int, columns: int = 2) -> tuple[int, int, int]:
     """Row, column and column span of chart ``i`` of ``n``: two per row, an odd first one full width."""
+    if columns == 1:
+        return i, 0, 2
     if n % 2 == 1:
         if i == 0:
             return 0, 0, 2
