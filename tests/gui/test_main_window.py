@@ -462,3 +462,78 @@ def test_training_exports_through_the_file_menu(qtbot, make_window, tmp_path, mo
         monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, t=target, f=filt, **k: (str(t), f)))
         act.trigger()
         assert target.exists() and target.stat().st_size > 0, suffix
+
+
+# ------------------------------------------------------------------ rough edges a newcomer hit
+def test_status_after_undo_names_what_is_current(qtbot, make_window) -> None:
+    win = make_window()
+    win.session.toggle(4)
+    assert "Turn block 4 off" in win.statusBar().currentMessage()
+    win.act_undo.trigger()
+    message = win.statusBar().currentMessage()
+    assert "Turn block 4 off" not in message and "loaded plan" in message and "0,1,2|3,4,5|6,7,8" in message
+
+
+def test_demo_caption_goes_when_other_models_are_loaded(qtbot, make_window, tiny_runs) -> None:
+    win = make_window()
+    win.explore.set_caption("<b>Loafing in one minute.</b> …")
+    assert win.caption.isVisible()
+    assert win.open_checkpoint(tiny_runs["st"], "st")
+    assert not win.caption.isVisible()
+
+
+def test_importance_signs_agree_in_graph_legend_chart_and_summary(qtbot, make_window) -> None:
+    """Points *lost*: positive for a harmful deletion, everywhere (graph, legend, chart, summary)."""
+    from st_app.core.experiments.reports import summary_lines
+    from st_app.figures import importance_charts
+
+    win = make_window()
+    with qtbot.waitSignal(win.analyses.reportReady, timeout=60000) as sig:
+        assert win.set_colour_mode("ct")
+    report = sig.args[1]
+    qtbot.waitUntil(lambda: win.graph.importance is not None, timeout=5000)
+    drops = report["importance"]["ct"]
+    worst = max(range(len(drops)), key=lambda b: drops[b])
+    assert drops[worst] > 0
+    item = win.graph.block_item(worst)
+    assert f"costs {drops[worst]:.1f} points" in item.toolTip()
+    from st_app.gui.explore.graph_items import format_drop
+
+    assert format_drop(drops[worst]) == f"{drops[worst]:.1f}"  # drawn under the box, no minus sign
+    assert "points of accuracy lost" in win.graph.importance_title
+    legend = win.graph.importance_legend()
+    assert legend.isVisible() and legend.vmax >= drops[worst]  # the bar runs 0 .. the largest loss
+    chart = importance_charts(report)[0]
+    assert "lost" in chart.ylabel
+    ct_line = next(line for line in summary_lines(report) if line.strip().startswith("CT"))
+    assert f"{worst} ({drops[worst]:.1f})" in ct_line and "--" not in ct_line and "(-" not in ct_line
+
+
+def test_analyses_table_rounds_numbers_and_sorts_by_value(qtbot, make_window) -> None:
+    win = make_window()
+    page = win.analyses.page("importance")
+    with qtbot.waitSignal(win.analyses.reportReady, timeout=60000):
+        win.analyses.run("importance")
+    table = page.result.table
+    header = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    col = header.index("accuracy_without_block")
+    texts = [table.item(r, col).text() for r in range(table.rowCount())]
+    assert all(len(t.split(".")[-1]) <= 2 for t in texts if "." in t)  # 18.33, not 18.3333
+    table.sortItems(col)
+    values = [table.item(r, col).value for r in range(table.rowCount())]
+    assert values == sorted(values)
+
+
+def test_status_after_stop_says_stopped_not_finished(qtbot, make_window, tmp_path) -> None:
+    win = make_window(enable_training=True)
+    panel = win.training
+    assert panel.start(("ct",), epochs=500, out_root=str(tmp_path), dataset="synthetic:1,8,10,128,64",
+                       batch_size=32, device="cpu")
+    qtbot.waitUntil(lambda: panel.steps_received > 0, timeout=30000)
+    panel.pause()
+    assert panel.eta_label.text() == "paused"  # no ETA while nothing moves
+    panel.resume()
+    panel.stop()
+    qtbot.waitUntil(lambda: not panel.is_training(), timeout=10000)
+    message = win.statusBar().currentMessage()
+    assert "stopped" in message.lower() and "Training finished" not in message

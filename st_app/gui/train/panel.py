@@ -417,9 +417,9 @@ class TrainingPanel(QWidget):
             where = "<br>".join(f"<span style='color:{method_color(r)}'>{method_label(r)}</span>: "
                                 f"{_escape(d)}" for r, d in runs.items()) or "nothing (no epoch finished)"
             self._set_status(self._status_text(prefix=f"{head}<br>{where}<br>", live=False))
-        self.stateChanged.emit("stopped" if summary.get("stopped") else "idle")
         if runs and was_training:
             self.runsFinished.emit(runs)
+        self.stateChanged.emit("stopped" if summary.get("stopped") else "idle")  # last: its message stays
 
     # ================================================================== helpers
     def _show_error(self, message: str) -> None:
