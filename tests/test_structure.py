@@ -104,6 +104,7 @@ def test_a_plain_wheel_carries_the_bundled_resources(tmp_path):
     for needed in ("st_app/resources/digits/optdigits.csv.gz",
                    "st_app/resources/checkpoints/digits-resnet20-ct/model.safetensors",
                    "st_app/resources/checkpoints/digits-resnet20-st/meta.json",
+                   "st_app/resources/sessions/loafing-lesson.stlab",
                    "st_app/core/resources.py", "st_app/cli/__init__.py"):
         assert needed in names, f"{needed} missing from the wheel"
 
