@@ -102,6 +102,8 @@ def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="the tab to show (with --screenshot: the tab to capture)")
     parser.add_argument("--analysis", choices=("loafing", "subnets", "robustness", "importance", "compare"),
                         help="the analysis page to show on the Analyses tab (with --screenshot: run it first)")
+    parser.add_argument("--colour", choices=("stage", "ct", "st"),
+                        help="colour the blocks by stage or by their importance in the CT / ST model")
     parser.add_argument("--size", metavar="WxH", default="1280x720", help="window size for --screenshot")
     parser.add_argument("--close-after", type=float, metavar="SECONDS",
                         help="close the window this many seconds after the models are loaded (scripted demos, timing)")
@@ -173,10 +175,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.tabs.setCurrentWidget(tabs[args.tab])
     if args.analysis:
         window.when_loaded(lambda: window.analyses is not None and window.analyses.show_page(args.analysis))
+    if args.colour:
+        window.when_loaded(lambda: window.set_colour_mode(args.colour))
     if args.screenshot:
         from .screenshot import take_screenshot
 
-        return take_screenshot(app, window, args.screenshot, args.size, presentation=args.presentation)
+        return take_screenshot(app, window, args.screenshot, args.size, presentation=args.presentation,
+                               demo=args.demo, tab=args.tab, bn=args.bn)
     window.show()
     if args.presentation:
         QTimer.singleShot(0, lambda: window.set_presentation(True))

@@ -26,7 +26,8 @@ def _wait(app: Any, done: Any, timeout_s: float) -> bool:
 
 
 def take_screenshot(app: Any, window: Any, out: str | Path, size: str = "1280x720", *,
-                    presentation: bool = False, timeout_s: float = 60.0) -> int:
+                    presentation: bool = False, demo: bool = False, tab: str = "explore", bn: str | None = None,
+                    timeout_s: float = 60.0) -> int:
     try:
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
@@ -35,12 +36,27 @@ def take_screenshot(app: Any, window: Any, out: str | Path, size: str = "1280x72
     window.resize(width, height)
     window.show()
     _wait(app, lambda: window.session.plan is not None and window.wait_for_accuracy(), timeout_s)
+    if demo:  # the guided demo, to its end: trained, loaded, the smallest sub-net explained
+        window.demo.out_root = window.demo.out_root or str(Path.home() / "st_lab_runs" / "demo")
+        if window.start_demo():
+            _wait(app, lambda: not window.demo.active and window.wait_for_accuracy(), 600)
+        if not presentation:
+            window.set_presentation(False)
+            _wait(app, lambda: False, 0.3)
+            window.showNormal()
+            window.setGeometry(0, 0, width, height)
+        window.tabs.setCurrentWidget({"train": window.train_tab, "analyses": window.analyses_tab}.get(
+            tab, window.explore_tab))
+    if window.session.colour_mode != "stage":
+        _wait(app, lambda: window.graph.importance is not None, timeout_s)
     if window.tabs.currentWidget() is window.analyses_tab and window.analyses is not None:
         panel = window.analyses
         page = panel.stack.currentWidget()
         if page.result.report is None and not panel.pair.problem:
+            if bn:
+                page.set_bn_mode(bn)
             panel.run(page.name)
-            _wait(app, lambda: panel.running is None, timeout_s)
+            _wait(app, lambda: panel.running is None, 600)
     if presentation:
         window.set_presentation(True)
         _wait(app, lambda: False, 0.3)

@@ -84,6 +84,7 @@ def test_leaving_presentation_restores_fonts_and_styles(qtbot, make_window) -> N
     win.set_presentation(False)
     qtbot.wait(50)
     assert legend.opts["labelTextSize"] == size and win.toolbar.styleSheet() == toolbar_sheet
+    assert all(label.opts["size"] == size for _sample, label in legend.items)  # the shown labels too
     # an error message's red style does not leak into the status tips shown after it
     win.show_status("something failed", error=True)
     assert win.statusBar().property("error")

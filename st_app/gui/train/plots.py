@@ -387,6 +387,9 @@ class TrainingPlots(QWidget):
         t = _THEMES[self.presentation]
         legend.setLabelTextColor(t["fg"])
         legend.setLabelTextSize(f"{t['legend']}pt")
+        for _sample, label in legend.items:  # the labels already there keep their size otherwise
+            label.setText(label.text, size=f"{t['legend']}pt", color=t["fg"])
+        legend.updateSize()
         legend.setBrush(pg.mkBrush(255, 255, 255, 235))
         legend.setPen(pg.mkPen("#B0B0B0" if not self.presentation else "#000000"))
 
