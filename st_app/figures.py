@@ -26,6 +26,7 @@ __all__ = [
     "COLORS",
     "Chart",
     "compare_charts",
+    "depth_charts",
     "draw_bars",
     "draw_histogram",
     "draw_lines",
@@ -434,8 +435,32 @@ def compare_charts(report: Mapping[str, Any]) -> list[Chart]:
                   lambda p: draw_bars(p, cats, series, errors=errors, colors=colors))]
 
 
-_CHARTS = {"importance": importance_charts, "loafing": loafing_charts, "subnets": subnets_charts, "robustness": robustness_charts,
-           "compare": compare_charts}
+def depth_charts(report: Mapping[str, Any]) -> list[Chart]:
+    """Figure 2's trend, per BN setting: the smallest sub-net alone vs inside CT and ST over depth,
+    and every ordered sub-net's mean +- std over depth."""
+    rows = report["rows"]
+    x = [float(r["blocks"]) for r in rows]
+    ticks = [(float(r["blocks"]), r["model"]) for r in rows]
+    charts = []
+    for mode in report["bn"]:
+        smallest: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]] = {
+            "alone": (x, [report["alone"]["accuracy"]] * len(rows), None)}
+        bands: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]] = {}
+        for method in report["methods"]:
+            smallest[method] = (x, [r["smallest"][method][mode] for r in rows], None)
+            bands[method] = (x, [r["subnets"][method][mode]["mean"] for r in rows],
+                             [r["subnets"][method][mode]["std"] for r in rows])
+        charts.append(Chart(f"_smallest_{mode}", f"Smallest sub-net {report['smallest_plan']}: alone vs inside "
+                            f"(BN: {mode})", "depth (residual blocks)", "accuracy (%)",
+                            lambda p, s=smallest: draw_lines(p, s, xticks=ticks, legend="bottom-left")))
+        charts.append(Chart(f"_subnets_{mode}", f"All ordered sub-nets, mean +- std (BN: {mode})",
+                            "depth (residual blocks)", "accuracy (%)",
+                            lambda p, b=bands: draw_lines(p, b, xticks=ticks, legend="bottom-left")))
+    return charts
+
+
+_CHARTS = {"importance": importance_charts, "loafing": loafing_charts, "subnets": subnets_charts,
+           "robustness": robustness_charts, "compare": compare_charts, "depth": depth_charts}
 
 
 def report_charts(report: Mapping[str, Any]) -> list[Chart]:

@@ -20,7 +20,7 @@ from .args import int_at_least, positive_float
 
 __all__ = ["add_parser", "run"]
 
-ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare")
+ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare", "depth")
 
 EXAMPLES = """examples:
   python -m st_app analyze loafing    --ct runs/ct --st runs/st --out report/
@@ -28,7 +28,9 @@ EXAMPLES = """examples:
   python -m st_app analyze robustness --ct runs/ct --st runs/st --max-k 4 --repeats 10 --out report/
   python -m st_app analyze importance --ct runs/ct --st runs/st --bn recalibrate --out report/
   python -m st_app analyze compare    --model resnet20 --dataset digits --epochs 30 \\
-                                      --methods ct,st,stpp,sd --out report/"""
+                                      --methods ct,st,stpp,sd --out report/
+  python -m st_app analyze depth      --models resnet20,resnet32,resnet44,resnet56 --dataset digits \
+                                      --epochs 30 --bn both --out report/"""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -42,7 +44,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = a.add_subparsers(dest="analysis", metavar="{" + ",".join(ANALYSES) + "}", required=True)
 
-    def common(p: argparse.ArgumentParser, checkpoints: bool = True) -> None:
+    def common(p: argparse.ArgumentParser, checkpoints: bool = True, both_bn: bool = False) -> None:
         if checkpoints:
             p.add_argument("--ct", required=True, help="run folder (or .safetensors) of the CT model")
             p.add_argument("--st", required=True, help="run folder (or .safetensors) of the ST model")
@@ -50,12 +52,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             p.add_argument("--test-images", type=int_at_least(1), default=None,
                            help="evaluate on the first N test images only (default: all)")
             p.add_argument("--seed", type=int, default=0, help="seed of calibration subset, samples and draws")
-        p.add_argument("--bn", default="main", choices=["main", "recalibrate"],
-                       help="BN statistics of sub-nets: the main net's (paper) or re-estimated per sub-net")
+        if both_bn:
+            p.add_argument("--bn", default="both", choices=["main", "recalibrate", "both"],
+                           help="BN setting(s) of the sub-nets: main, recalibrate or both (default both)")
+        else:
+            p.add_argument("--bn", default="main", choices=["main", "recalibrate"],
+                           help="BN statistics of sub-nets: the main net's (paper) or re-estimated per sub-net")
         p.add_argument("--calib-images", type=int_at_least(1), default=1000,
                        help="training images used to re-estimate BN statistics (default 1000)")
         p.add_argument("--data-dir", default=None, help="folder holding the data set files")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+        p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                       help="evaluation precision; auto: bf16 autocast on CUDA, fp32 elsewhere")
         p.add_argument("--threads", type=int_at_least(1), default=None, help="CPU threads for torch")
         p.add_argument("--out", required=True, help="report folder to write")
         p.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -103,6 +111,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     co.add_argument("--lr", type=positive_float, default=0.05)
     co.add_argument("--in-process", action="store_true",
                     help="train all methods in this process (faster start; CPU memory peaks then overlap)")
+    de = sub.add_parser("depth", help="does loafing grow with depth? CT and ST at several depths (figure 2)",
+                        description="Train (or reuse) CT and ST at each depth and the smallest sub-net alone once; "
+                        "report the smallest sub-net alone vs inside CT and ST, and all ordered sub-nets' "
+                        "mean +- std, per depth and BN setting.")
+    common(de, checkpoints=False, both_bn=True)
+    de.add_argument("--models", default="resnet20,resnet32,resnet44,resnet56",
+                    help="comma-separated depths of one family (default resnet20,resnet32,resnet44,resnet56)")
+    de.add_argument("--dataset", default="digits")
+    de.add_argument("--epochs", type=int_at_least(1), default=30)
+    de.add_argument("--methods", default="ct,st", help="comma-separated, must include ct (default ct,st)")
+    de.add_argument("--runs", default=None,
+                    help="run folders to reuse and resume (default OUT/runs); finished runs are not retrained")
+    de.add_argument("--limit", type=int_at_least(1), default=1000,
+                    help="sample this many ordered sub-nets (seeded) per model when there are more")
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--batch-size", type=int_at_least(1), default=64)
+    de.add_argument("--lr", type=positive_float, default=0.05)
     return a
 
 
@@ -259,12 +284,32 @@ def _run_compare(args: argparse.Namespace, t0: float) -> int:
     return _finish(args, report, t0)
 
 
+def _run_depth(args: argparse.Namespace, t0: float) -> int:
+    from ..core.data import load_dataset
+    from ..core.experiments.depth import depth_sweep
+    from ..core.train import resolve_device
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bn = ["main", "recalibrate"] if args.bn == "both" else [args.bn]
+    data = load_dataset(args.dataset, args.data_dir)
+    runs = Path(args.runs) if args.runs else Path(args.out) / "runs"
+    report = _with_bar("depth", args, depth_sweep, models=models, data=data, runs_dir=runs, epochs=args.epochs,
+                       methods=methods, bn=bn, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+                       limit=args.limit, calib_n=args.calib_images, device=str(resolve_device(args.device)))
+    return _finish(args, report, t0)
+
+
 RUNNERS = {"loafing": _run_loafing, "subnets": _run_subnets, "robustness": _run_robustness,
-           "importance": _run_importance, "compare": _run_compare}
+           "importance": _run_importance, "compare": _run_compare, "depth": _run_depth}
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis the parsed ``args`` name; user errors raise ValueError (exit 2 in the CLI)."""
+    from ..core.precision import resolve_precision, use_precision
+    from ..core.train import resolve_device
+
     t0 = time.perf_counter()
     _prepare(args)
-    return RUNNERS[args.analysis](args, t0)
+    with use_precision(resolve_precision(args.precision, resolve_device(args.device))):
+        return RUNNERS[args.analysis](args, t0)

@@ -54,8 +54,40 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     g.add_argument("--no-share-prefix", action="store_true",
                    help="ST: run each sub-net from the input instead of reusing the main net's shared prefix")
     g.add_argument("--final-survival", type=positive_float, default=None, help="sd: survival of the last block (0.5)")
+    _add_speed_options(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return t
+
+
+def _add_speed_options(t: argparse.ArgumentParser) -> None:
+    from ..core.precision import PRECISIONS
+
+    s = t.add_argument_group("speed and scale", "GPU fast path and data-parallel training; under "
+                             "torchrun --batch-size is the global batch, split over the ranks")
+    s.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: bf16 autocast + channels-last on CUDA, fp32 on CPU/MPS; fp16 uses a GradScaler "
+                   "(CUDA only)")
+    s.add_argument("--compile", action="store_true",
+                   help="torch.compile every block: costs minutes of compilation once, may or may not pay off")
+    s.add_argument("--lr-scaling", default="none", choices=["none", "linear"],
+                   help="linear: lr x batch-size / reference-batch (default none)")
+    s.add_argument("--reference-batch", type=positive_int, default=64,
+                   help="the batch size --lr was tuned for (default 64), for --lr-scaling linear")
+    s.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across ranks (CUDA only)")
+    s.add_argument("--log-every", type=positive_int, default=None,
+                   help="read the loss on the host every N steps (default: every step on CPU, 25 on CUDA)")
+    d = t.add_argument_group("image folders (imagefolder:PATH, imagenet:PATH)",
+                             "sets whose decoded images exceed the memory budget stream from disk through "
+                             "DataLoader workers: RandomResizedCrop(--image-size) + flip for training, "
+                             "Resize(--val-resize) + CenterCrop(--val-crop) for testing")
+    d.add_argument("--data-in-memory", default="auto", choices=["auto", "yes", "no"],
+                   help="auto: in memory when the decoded images fit (ImageNet always streams)")
+    d.add_argument("--data-workers", type=int_at_least(0), default=4, help="DataLoader workers (default 4)")
+    d.add_argument("--val-resize", type=positive_int, default=None,
+                   help="resize test images to this side (default: --image-size / 0.875)")
+    d.add_argument("--val-crop", type=positive_int, default=None, help="centre-crop test images (default --image-size)")
+    d.add_argument("--color-jitter", type=float, default=0.0, help="ColorJitter strength (the authors': 0.4)")
+    d.add_argument("--lighting", type=float, default=0.0, help="PCA lighting noise std (the authors': 0.1)")
 
 
 def _method_options(args: argparse.Namespace, layout: Any) -> dict[str, Any]:
@@ -97,7 +129,7 @@ class _Progress:
 
     def on_step(self, info: dict[str, Any]) -> None:
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(info["step"] - self.bar.n)  # steps arrive every --log-every
             self.bar.set_postfix(epoch=f"{info['epoch']}", loss=f"{info['loss']:.3f}", refresh=False)
 
     def on_probe(self, info: dict[str, Any]) -> None: ...
@@ -133,18 +165,22 @@ def run(args: argparse.Namespace) -> int:
             model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs or 30,
             batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
             seed=args.seed, device=args.device, bn_reestimate=args.bn_reestimate,
-            data_dir=args.data_dir, image_size=args.image_size,
+            data_dir=args.data_dir, image_size=args.image_size, precision=args.precision, compile=args.compile,
+            lr_scaling=args.lr_scaling, reference_batch=args.reference_batch, sync_bn=args.sync_bn,
+            log_every=args.log_every or 0, data_in_memory=args.data_in_memory, data_workers=args.data_workers,
+            val_resize=args.val_resize, val_crop=args.val_crop, color_jitter=args.color_jitter, lighting=args.lighting,
         )
-        from ..core.data import load_dataset
+        from ..core.train import open_training_data
 
-        data = load_dataset(args.dataset, args.data_dir, download=args.download, image_size=args.image_size)
+        data = open_training_data(config, download=args.download)
         layout = build_model(args.model, data.num_classes, data.in_channels, data.image_size).layout
         config.method_options = _method_options(args, layout)
         trainer = Trainer(config, data=data, out_dir=out, events=[progress])
-    (out).mkdir(parents=True, exist_ok=True)
-    _record_command(out, args.argv)
+    if trainer.world.is_writer:  # under torchrun, rank 0 alone writes and reports
+        out.mkdir(parents=True, exist_ok=True)
+        _record_command(out, args.argv)
     history = trainer.run()
-    if history:
+    if history and trainer.world.is_writer:
         last = history[-1]
         print(f"{out}: epoch {last['epoch']}, test accuracy {last['test_acc']:.2f}%")
     return 0

@@ -26,6 +26,7 @@ from ..evaluate import BNMode, calibration_images
 from ..plan import SubnetPlan
 from ..report_text import format_points_lost
 from .common import Partial, Progress, ShouldStop, check_same_architecture, checkpoint_info
+from .depth import depth_summary, depth_table
 
 __all__ = [
     "ANALYSES",
@@ -262,7 +263,8 @@ def _compare_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return list(COMPARE_KEYS), [[r.get(k) for k in COMPARE_KEYS] for r in report["methods"]]
 
 
-_TABLES = {"importance": _importance_table, "loafing": _loafing_table, "subnets": _subnets_table, "robustness": _robustness_table,
+_TABLES = {"importance": _importance_table, "loafing": _loafing_table, "subnets": _subnets_table,
+           "robustness": _robustness_table, "depth": depth_table,
            "compare": _compare_table}
 
 
@@ -333,6 +335,7 @@ def _compare_summary(report: dict[str, Any]) -> list[str]:
 
 
 _SUMMARIES = {"importance": _importance_summary, "loafing": _loafing_summary, "subnets": _subnets_summary,
+              "depth": depth_summary,
               "robustness": _robustness_summary, "compare": _compare_summary}
 
 

@@ -107,34 +107,30 @@ class StimulativeTraining(Method):
         sizes = [self._input_size(images, rng) for _ in plans]
         # prefix sharing needs every sub-net to see the full-size batch
         share = self.share_prefix and self.smallest_input(images.shape[-1]) >= images.shape[-1]
+        # a full-size full-net draw is identical to the teacher: its KL and gradient are exactly zero
+        runs = [(p, s) for p, s in zip(plans, sizes) if not (p.is_full and s == images.shape[-1])]
         if share:
             logits, taps = model.forward_with_taps(images)
+            ce = F.cross_entropy(logits, labels)
+            teacher = logits.detach()
+            kls = [kl_to_teacher(model.forward_from_taps(taps, plan), teacher, self.kl_minus) for plan, _ in runs]
+            self.backward(ce + sum(kls, ce.new_zeros(())))  # one backward of CE + every KL
         else:
+            # the paper's loop: one backward per forward frees each graph before the next runs
+            # (same memory as CT)
             logits = model(images)
-        ce = F.cross_entropy(logits, labels)
-        teacher = logits.detach()
-        if not share:
-            ce.backward()  # frees the main graph before the sub-nets run (paper: same memory)
-        total_kl = ce.new_zeros(())
-        pending: Tensor | None = ce if share else None
-        for plan, size in zip(plans, sizes):
-            if plan.is_full and size == images.shape[-1]:
-                continue  # identical to the teacher: KL and its gradient are exactly zero
-            if share:
-                student = model.forward_from_taps(taps, plan)
-            else:
+            ce = F.cross_entropy(logits, labels)
+            self.backward(ce)
+            teacher = logits.detach()
+            kls = []
+            for plan, size in runs:
                 x = images if size == images.shape[-1] else F.interpolate(
                     images, size=(size, size), mode="bilinear", align_corners=False
                 )
-                student = model(x, plan)
-            kl = kl_to_teacher(student, teacher, self.kl_minus)
-            total_kl = total_kl + kl.detach()
-            if pending is not None:
-                pending = pending + kl
-            else:
-                kl.backward()
-        if pending is not None:
-            pending.backward()
+                kl = kl_to_teacher(model(x, plan), teacher, self.kl_minus)
+                self.backward(kl)
+                kls.append(kl)
+        total_kl = sum((kl.detach() for kl in kls), ce.new_zeros(()))
         return {"loss": ce.detach() + total_kl, "ce": ce.detach(), "kl": total_kl}
 
     def _input_size(self, images: Tensor, rng: random.Random) -> int:

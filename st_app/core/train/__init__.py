@@ -9,6 +9,7 @@ from .trainer import (
     TrainEvents,
     TrainingError,
     available_devices,
+    open_training_data,
     resolve_device,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "Trainer",
     "TrainingError",
     "available_devices",
+    "open_training_data",
     "resolve_device",
 ]

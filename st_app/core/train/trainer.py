@@ -18,15 +18,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .. import checkpoint as ckpt
-from ..data import ImageData, iter_batches, load_dataset
-from ..evaluate import accuracy, calibration_images, recalibrate_bn
-from ..methods import Method, make_method, method_from_description
+from ..data import DataSource, StreamSpec, open_dataset
+from ..evaluate import count_correct, recalibrate_bn
+from ..methods import CommonTraining, Method, make_method, method_from_description
 from ..models import ResidualNet, build_model
 from ..plan import SubnetPlan
+from ..precision import PrecisionError, eval_batch_size, resolve_precision, use_precision
+from .distributed import (
+    DistributedError,
+    all_reduce_sum,
+    average_buffers,
+    average_gradients,
+    barrier,
+    init_world,
+)
+from .stepmodel import DispatchModule, StepModel
 
-__all__ = ["TrainConfig", "TrainControl", "TrainEvents", "Trainer", "TrainingError", "resolve_device"]
+__all__ = ["TrainConfig", "TrainControl", "TrainEvents", "Trainer", "TrainingError", "open_training_data", "resolve_device"]
 
 
 class TrainingError(RuntimeError):
@@ -53,6 +64,20 @@ class TrainConfig:
     bn_reestimate_images: int = 2000
     data_dir: str | None = None
     image_size: int | None = None
+    # speed and scale (issue 11): none of these changes what is computed beyond rounding
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 autocast on CUDA, fp32 elsewhere)
+    compile: bool = False  # torch.compile each block (minutes of compilation, once)
+    lr_scaling: str = "none"  # none | linear: lr x batch_size / reference_batch
+    reference_batch: int = 64  # the batch the learning rate was tuned for
+    sync_bn: bool = False  # SyncBatchNorm across ranks (CUDA only)
+    log_every: int = 0  # read losses on the host every N steps (0: every step on CPU, 25 on CUDA)
+    # data loading: image folders too big for memory stream from disk (see core/data/streaming.py)
+    data_in_memory: str = "auto"  # auto | yes | no
+    data_workers: int = 4  # DataLoader worker processes for streamed sets
+    val_resize: int | None = None  # streamed test images: resize (None: train crop / 0.875) ...
+    val_crop: int | None = None  # ... then centre crop (None: the train crop, image_size)
+    color_jitter: float = 0.0  # streamed training images: ColorJitter strength (authors: 0.4)
+    lighting: float = 0.0  # streamed training images: PCA lighting std (authors: 0.1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +86,14 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def open_training_data(config: TrainConfig, device_type: str = "cpu", download: bool = False) -> DataSource:
+    """The data set a config names: in memory, or streamed with the config's crops and workers."""
+    spec = StreamSpec(val_resize=config.val_resize, val_crop=config.val_crop, color_jitter=config.color_jitter,
+                      lighting=config.lighting, workers=config.data_workers, device_type=device_type)
+    return open_dataset(config.dataset, config.data_dir, download, config.image_size,
+                        in_memory=config.data_in_memory, stream=spec)  # type: ignore[arg-type]
 
 
 class TrainEvents:
@@ -146,7 +179,7 @@ class Trainer:
         self,
         config: TrainConfig,
         *,
-        data: ImageData | None = None,
+        data: DataSource | None = None,
         model: ResidualNet | None = None,
         out_dir: str | Path | None = None,
         events: Sequence[TrainEvents] = (),
@@ -160,10 +193,28 @@ class Trainer:
     ) -> None:
         self.config = config
         self.name = name or config.method
-        self.device = resolve_device(config.device)
         if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
             raise TrainingError("epochs and batch size must be at least 1 and the learning rate positive")
-        self.data = (data or load_dataset(config.dataset, config.data_dir, image_size=config.image_size)).to(self.device)
+        if config.lr_scaling not in ("none", "linear") or config.reference_batch < 1:
+            raise TrainingError(f"lr scaling must be 'none' or 'linear' with a reference batch of at least 1, "
+                                f"got {config.lr_scaling!r} and {config.reference_batch}")
+        device = resolve_device(config.device)
+        try:
+            self.world = init_world(device.type)
+            self.precision = resolve_precision(config.precision, device)
+        except (DistributedError, PrecisionError) as exc:
+            raise TrainingError(str(exc)) from None
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", self.world.local_rank if self.world.distributed else torch.cuda.current_device())
+        self.device = device
+        if config.sync_bn and device.type != "cuda":
+            raise TrainingError("--sync-bn needs CUDA devices (torch.nn.SyncBatchNorm runs only on GPUs); "
+                                "on CPUs each rank normalises its own part of the batch")
+        if self.world.size > config.batch_size:
+            raise TrainingError(f"a global batch of {config.batch_size} cannot be split over {self.world.size} ranks")
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes per plan: autotuned kernels pay off
+        self.data: DataSource = (data or open_training_data(config, self.device.type)).to(self.device)
         torch.manual_seed(config.seed)
         if model is None:
             model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size)
@@ -172,16 +223,21 @@ class Trainer:
         self.method: Method = method or make_method(config.method, **config.method_options)
         self.method.prepare(self.model)
         extra = self.method.training_modules()
-        params = list(self.model.parameters())
         if extra is not None:
-            params += list(extra.to(self.device).parameters())
+            extra.to(self.device)
+        self.step_model, self.scaler = self._prepare_for_speed_and_scale()
+        self.base_lr = config.lr * (config.batch_size / config.reference_batch if config.lr_scaling == "linear" else 1.0)
+        params = list(self.model.parameters()) + (list(extra.parameters()) if extra is not None else [])
         self.optimizer = torch.optim.SGD(
             params,
-            lr=config.lr,
+            lr=self.base_lr,
             momentum=config.momentum,
             nesterov=config.nesterov and config.momentum > 0,
             weight_decay=config.weight_decay,
+            **({"fused": True} if device.type == "cuda" else {}),
         )
+        if not self.world.is_writer:
+            out_dir, events = None, ()  # rank 0 alone writes the run folder and reports progress
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if self.out_dir is not None and not overwrite and (self.out_dir / ckpt.MODEL_FILE).exists():
             raise TrainingError(
@@ -192,12 +248,40 @@ class Trainer:
         self.probes = list(probes)
         self.probe_every = probe_every
         self.probe_images = probe_images
-        self.steps_per_epoch = math.ceil(len(self.data.train_y) / config.batch_size)
+        self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size, self.world.size)
+        if self.steps_per_epoch < 1:
+            raise TrainingError(f"{self.data.n_train} training images make no batch for {self.world.size} ranks")
+        self.log_every = config.log_every or (25 if device.type == "cuda" else 1)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.epoch = 0  # completed epochs
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
-        self._calib = calibration_images(self.data.train_x, config.bn_reestimate_images, config.seed)
+        self._calib: Tensor | None = None  # BN re-estimation images, decoded on first use
+
+    def _prepare_for_speed_and_scale(self) -> tuple[StepModel, torch.amp.GradScaler | None]:
+        """Memory format, SyncBN, compilation, DDP and fp16 loss scaling, in the order they nest."""
+        cfg, model = self.config, self.model
+        if self.precision.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn:
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the BN children in place
+        if cfg.compile:
+            for block in model.blocks:  # per block: a plan changes which blocks run, not their code
+                block.compile()
+        ddp = None
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # sub-nets leave parameters unused; CT's full net never does (no graph search then)
+            find_unused = not isinstance(self.method, CommonTraining)
+            ddp = DistributedDataParallel(
+                DispatchModule(model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False, find_unused_parameters=find_unused)
+        scaler = None
+        if self.precision.needs_grad_scaling:
+            scaler = torch.amp.GradScaler(self.device.type)
+            self.method.scale_loss = scaler.scale
+        return StepModel(model, self.precision, ddp), scaler
 
     def _check_model(self, model: ResidualNet) -> None:
         c = model.config
@@ -226,7 +310,8 @@ class Trainer:
                 setattr(config, key, kwargs.pop(key))
         kwargs.pop("device", None)
         kwargs.pop("epochs", None)
-        method = method_from_description(meta.get("method", {"name": config.method}))
+        # a method outside the registry (an analysis' fixed-plan training) is passed in again
+        method = kwargs.pop("method", None) or method_from_description(meta.get("method", {"name": config.method}))
         trainer = cls(config, model=loaded.model, out_dir=out_dir, overwrite=True, method=method, **kwargs)
         ckpt.load_method_state(out_dir, method.training_modules())
         ckpt.load_optimizer_state(out_dir, trainer.optimizer)
@@ -237,8 +322,8 @@ class Trainer:
 
     # --------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
-        """Cosine decay per step from the base rate to zero."""
-        return 0.5 * self.config.lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps)))
+        """Cosine decay per step from the base rate (scaled for the batch if asked) to zero."""
+        return 0.5 * self.base_lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps)))
 
     def _emit(self, kind: str, info: dict[str, Any]) -> None:
         for ev in self.events:
@@ -246,49 +331,51 @@ class Trainer:
 
     # ---------------------------------------------------------------- training
     def iter_steps(self) -> Iterator[dict[str, Any]]:
-        """Train, yielding each step's info; stops early (keeping saved epochs) on request."""
+        """Train, yielding after every step; stops early (keeping saved epochs) on request.
+
+        Loss terms stay on the device: the host reads them every ``log_every`` steps (every
+        step on a CPU, where reading is free) and at each epoch's end. Only then does
+        ``on_step`` fire and the NaN check run; in between, the yielded info repeats the
+        last numbers read, so a GPU never waits for the host.
+        """
         cfg = self.config
         self._emit("on_start", {"run": self.name, "epochs": cfg.epochs, "total_steps": self.total_steps,
-                                "start_epoch": self.epoch, "device": str(self.device)})
+                                "start_epoch": self.epoch, "device": str(self.device),
+                                "precision": self.precision.name, "world_size": self.world.size})
         t_start = time.perf_counter()
         done_at_start = self.global_step
         stopped = False
+        values: dict[str, float] = {}
         while self.epoch < cfg.epochs and not stopped:
             epoch = self.epoch
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            rng = random.Random(cfg.seed * 1_000_003 + epoch)
+            rng = random.Random(cfg.seed * 1_000_003 + epoch)  # the same sub-nets on every rank
             self.model.train()
             self.method.begin_epoch(epoch, cfg.epochs)
-            loss_sum, n_seen, t_epoch = 0.0, 0, time.perf_counter()
-            for i, (xb, yb) in enumerate(iter_batches(self.data.train_x, self.data.train_y, cfg.batch_size,
-                                                      generator=gen, augment=self.data.augment)):
+            loss_sum = torch.zeros((), device=self.device)
+            n_seen, t_epoch = 0, time.perf_counter()
+            batches = self.data.train_batches(cfg.batch_size, generator=gen, rank=self.world.rank,
+                                              world_size=self.world.size)
+            for i, (xb, yb) in enumerate(batches):
                 self.control.wait_while_paused()
                 if self.control.stopped:
                     stopped = True
                     break
                 lr = self.lr_at(self.global_step)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                self.optimizer.zero_grad(set_to_none=True)
-                terms = self.method.step(self.model, xb, yb, rng)
-                values = {k: float(v) for k, v in terms.items()}
-                if not math.isfinite(values["loss"]):
-                    raise TrainingError(
-                        f"{self.name}: loss became {values['loss']} at epoch {epoch + 1}, step {i + 1}; "
-                        "training stopped (try a lower learning rate); the last finished epoch is kept"
-                        + (f" in {self.out_dir}" if self.out_dir else "")
-                    )
-                self.optimizer.step()
-                self.global_step += 1
-                loss_sum += values["loss"] * len(yb)
+                terms = self._train_step(xb, yb, rng, lr)
+                loss_sum += terms["loss"] * len(yb)
                 n_seen += len(yb)
+                if (i + 1) % self.log_every == 0 or i + 1 == self.steps_per_epoch:
+                    values = {k: float(v) for k, v in terms.items()}
+                    self._check_finite(float(loss_sum), epoch, i)
                 elapsed = time.perf_counter() - t_start
                 done = self.global_step - done_at_start
                 info = {"run": self.name, "epoch": epoch + 1, "step": self.global_step,
                         "total_steps": self.total_steps, "epoch_step": i + 1,
                         "steps_per_epoch": self.steps_per_epoch, "lr": lr, "elapsed": elapsed,
                         "eta": elapsed / done * (self.total_steps - self.global_step), **values}
-                self._emit("on_step", info)
+                if (i + 1) % self.log_every == 0 or i + 1 == self.steps_per_epoch:
+                    self._emit("on_step", info)
                 if self.probes and self.probe_every and self.global_step % self.probe_every == 0:
                     self._emit("on_probe", self.probe())
                     self.model.train()
@@ -296,27 +383,70 @@ class Trainer:
             if stopped:
                 break
             epoch_seconds = time.perf_counter() - t_epoch
-            self._finish_epoch(epoch, loss_sum / max(1, n_seen), epoch_seconds)
+            counts = all_reduce_sum(torch.stack([loss_sum, torch.tensor(float(n_seen), device=self.device)]),
+                                    self.world)
+            self._finish_epoch(epoch, float(counts[0] / counts[1].clamp_min(1)), epoch_seconds)
         self._emit("on_end", {"run": self.name, "epoch": self.epoch, "stopped": stopped,
                               "history": list(self.history)})
+
+    def _train_step(self, xb: Tensor, yb: Tensor, rng: random.Random, lr: float) -> dict[str, Tensor]:
+        """One optimizer step: the method's forwards and backwards, then SGD (fp16: via GradScaler)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        xb = self.precision.prepare_input(xb.to(self.device, non_blocking=True))
+        yb = yb.to(self.device, non_blocking=True)
+        terms = self.method.step(self.step_model, xb, yb, rng)  # type: ignore[arg-type]
+        average_gradients(self.method.training_modules(), self.world)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.global_step += 1
+        return {k: v.detach() for k, v in terms.items()}
+
+    def _check_finite(self, loss_sum: float, epoch: int, index: int) -> None:
+        if math.isfinite(loss_sum):
+            return
+        kept = (f"epoch {self.epoch} is kept" + (f" in {self.out_dir}" if self.out_dir else "")
+                if self.epoch else "no epoch had finished, so nothing was saved")
+        raise TrainingError(
+            f"{self.name}: loss became {loss_sum} at epoch {epoch + 1}, step {index + 1}"
+            + (f" (or in the {self.log_every - 1} steps before it)" if self.log_every > 1 else "") + "; "
+            f"training stopped (try a lower learning rate); {kept}"
+        )
 
     def _finish_epoch(self, epoch: int, train_loss: float, epoch_seconds: float) -> None:
         cfg = self.config
         plan = self.method.eval_plan()  # None: the main net (a fixed-plan run measures its plan)
-        if cfg.bn_reestimate:
-            recalibrate_bn(self.model, plan, self._calib)  # the evaluated net's statistics, as the authors do
-        t0 = time.perf_counter()
-        test_acc = accuracy(self.model, plan, self.data.test_x, self.data.test_y)
+        average_buffers(self.model, self.world)  # one set of BN statistics before evaluating
+        with use_precision(self.precision):
+            if cfg.bn_reestimate:
+                if self._calib is None:
+                    self._calib = self.data.calibration_images(cfg.bn_reestimate_images, cfg.seed).to(self.device)
+                recalibrate_bn(self.model, plan, self._calib)  # the evaluated net's statistics, as the authors do
+            t0 = time.perf_counter()
+            test_acc = self._test_accuracy(plan)
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "test_acc": test_acc,
-               "epoch_seconds": epoch_seconds, "eval_seconds": time.perf_counter() - t0,
-               "lr": self.lr_at(self.global_step), "step": self.global_step}
+                               "epoch_seconds": epoch_seconds, "eval_seconds": time.perf_counter() - t0,
+                               "lr": self.lr_at(self.global_step), "step": self.global_step}
         if plan is not None:
             row["eval_plan"] = str(plan)
         self.epoch = epoch + 1
         self.history.append(row)
         if self.out_dir is not None:
             self.save(self.out_dir, row)
+        barrier(self.world)  # no rank runs ahead of the checkpoint it may resume from
         self._emit("on_epoch", {"run": self.name, **row})
+
+    def _test_accuracy(self, plan: SubnetPlan | None, limit: int | None = None) -> float:
+        """Main-BN top-1 (%) on the test set, each rank counting its share."""
+        batch = eval_batch_size(self.device, self.data.image_size)
+        batches = self.data.test_batches(batch, limit=limit, rank=self.world.rank, world_size=self.world.size)
+        correct, seen = count_correct(self.model, plan, batches)
+        totals = all_reduce_sum(torch.stack([correct, seen]), self.world)
+        return float(totals[0].double() / totals[1].clamp_min(1) * 100.0)
 
     def run(self) -> list[dict[str, Any]]:
         for _ in self.iter_steps():
@@ -336,9 +466,8 @@ class Trainer:
 
         At most ``probe_images`` test images are used, so probing stays cheap on large sets.
         """
-        n = self.probe_images or len(self.data.test_y)
-        x, y = self.data.test_x[:n], self.data.test_y[:n]
-        results = {str(p): accuracy(self.model, p, x, y) for p in self.probes}
+        with use_precision(self.precision):
+            results = {str(p): self._test_accuracy(p, self.probe_images) for p in self.probes}
         return {"run": self.name, "step": self.global_step, "epoch": self.epoch, "results": results}
 
     # ------------------------------------------------------------------ saving
@@ -348,12 +477,22 @@ class Trainer:
             "config": self.config.to_dict(),
             "method": self.method.describe(),
             "dataset": {"name": d.name, "num_classes": d.num_classes, "in_channels": d.in_channels,
-                        "image_size": d.image_size, "n_train": int(len(d.train_y)),
-                        "n_test": int(len(d.test_y)), "classes": list(d.classes)},
+                        "image_size": d.image_size, "n_train": d.n_train,
+                        "n_test": d.n_test, "classes": list(d.classes)},
             "epoch": self.epoch,
             "metrics": row or (self.history[-1] if self.history else {}),
             "torch_version": torch.__version__,
+            "runtime": self.runtime(),
         }
+
+    def runtime(self) -> dict[str, Any]:
+        """How this run was executed (may change on resume; the config says what was asked)."""
+        cfg = self.config
+        return {**self.precision.describe(), "compile": cfg.compile, "device": str(self.device),
+                "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
+                "world_size": self.world.size, "global_batch": cfg.batch_size,
+                "per_device_batch": -(-cfg.batch_size // self.world.size), "base_lr": self.base_lr,
+                "lr_scaling": cfg.lr_scaling, "reference_batch": cfg.reference_batch, "sync_bn": cfg.sync_bn}
 
     def save(self, out_dir: str | Path, row: dict[str, Any] | None = None) -> Path:
         """Write weights + meta atomically and append the epoch's metrics line."""
