@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +297,7 @@ def _headroom(plot: Any, legend: Any, values_on_bars: bool) -> float:
 
 def draw_lines(
     plot: Any,
-    series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
+    series: Mapping[str, tuple[Any, Any, Any]],  # x, y, error or None (sequences or arrays)
     *,
     xticks: Sequence[tuple[float, str]] | None = None,
     symbols: bool = True,
@@ -405,7 +406,7 @@ def robustness_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "
         ticks = [(float(k), str(k)) for k in series[names[0]][0]]
         charts.append(Chart(f"_{key}", f"{what} ({report['repeats']} draws, BN: {report['bn']})",
                             "k", "accuracy (%), mean ± std",
-                            lambda p, s=series, t=ticks: draw_lines(p, s, xticks=t, legend="bottom-left")))
+                            partial(draw_lines, series=series, xticks=ticks, legend="bottom-left")))
     return charts
 
 
@@ -452,10 +453,10 @@ def depth_charts(report: Mapping[str, Any]) -> list[Chart]:
                              [r["subnets"][method][mode]["std"] for r in rows])
         charts.append(Chart(f"_smallest_{mode}", f"Smallest sub-net {report['smallest_plan']}: alone vs inside "
                             f"(BN: {mode})", "depth (residual blocks)", "accuracy (%)",
-                            lambda p, s=smallest: draw_lines(p, s, xticks=ticks, legend="bottom-left")))
+                            partial(draw_lines, series=smallest, xticks=ticks, legend="bottom-left")))
         charts.append(Chart(f"_subnets_{mode}", f"All ordered sub-nets, mean +- std (BN: {mode})",
                             "depth (residual blocks)", "accuracy (%)",
-                            lambda p, b=bands: draw_lines(p, b, xticks=ticks, legend="bottom-left")))
+                            partial(draw_lines, series=bands, xticks=ticks, legend="bottom-left")))
     return charts
 
 

@@ -111,11 +111,15 @@ def _make(win: QMainWindow, text: str, tip: str, shortcut: Any, slot: Any, check
     return act
 
 
-def build(win: Any) -> None:
-    """Create ``win.act_<name>`` for every action, the menus and the toolbar."""
+def build(win: Any) -> tuple[dict[str, QAction], dict[str, QAction], dict[str, QAction]]:
+    """Every action (also as ``win.act_<name>``), the menus and the toolbar.
+
+    Returns the actions by name, the block actions and the ONNX export actions by slot.
+    """
+    acts: dict[str, QAction] = {}
     for name, text, tip, shortcut, handler in ACTIONS:
-        act = _make(win, text, tip, shortcut, handler(win), checkable=(name == "presentation"))
-        setattr(win, f"act_{name}", act)
+        acts[name] = _make(win, text, tip, shortcut, handler(win), checkable=(name == "presentation"))
+        setattr(win, f"act_{name}", acts[name])
     win.act_onnx = {"ct": win.act_onnx_ct, "st": win.act_onnx_st}
     win.act_leave_presentation.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
     win.act_leave_presentation.setEnabled(False)
@@ -143,6 +147,9 @@ def build(win: Any) -> None:
         win.block_actions[name] = act
     _menus(win)
     _toolbar(win)
+    for name in ("undo", "redo", "tb_undo", "tb_redo"):
+        acts[name] = getattr(win, f"act_{name}")
+    return acts, dict(win.block_actions), dict(win.act_onnx)
 
 
 def _fill(win: Any, menu: Any, entries: list[Any]) -> None:

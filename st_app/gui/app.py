@@ -132,7 +132,7 @@ def create_app(argv: Sequence[str] | None = None):  # noqa: ANN201 - QApplicatio
     from .style import ensure_stylesheet, light_palette
 
     app = QApplication.instance()
-    if app is None:
+    if not isinstance(app, QApplication):
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication([sys.argv[0] if sys.argv else "st-lab", *(argv or [])])
     QCoreApplication.setOrganizationName("ST Lab")

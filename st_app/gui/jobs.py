@@ -9,7 +9,7 @@ training, an analysis) is a :class:`Job`:
 - ``job.cancel()`` is thread-safe. A generator stops at its next ``yield``; long work checks
   ``job.check()`` (raises :class:`JobCancelled`) or ``job.is_cancelled`` between units.
   With ``with_job=True`` the function receives the job as its first argument, to report
-  (``job.emit(value)``, the same as a yield) and check from inside callbacks.
+  (``job.send(value)``, the same as a yield) and check from inside callbacks.
 - Jobs on the same *lane* run one after another on one long-lived thread (the accuracy
   evaluator keeps its snapshots there); ``lane=None`` gives the job a thread of its own.
   A job cancelled before its turn never runs.
@@ -78,7 +78,7 @@ class Job(QObject):
         if self._cancel.is_set():
             raise JobCancelled
 
-    def emit(self, value: Any) -> None:
+    def send(self, value: Any) -> None:
         """Send ``value`` to the GUI thread as ``yielded`` (from inside the work)."""
         self._relay.emit("yielded", value)
 
@@ -178,7 +178,7 @@ def run_in_thread(fn: Callable[..., Any], *args: Any, lane: str | None = None, w
     ``connect`` maps signal names (``yielded``, ``returned``, ``errored``, ``cancelled``,
     ``finished``) to callables, connected before the job can start.
     """
-    job = Job(fn, args, kwargs, with_job, name or getattr(fn, "__name__", "job"))
+    job = Job(fn, args, kwargs, with_job, name or str(getattr(fn, "__name__", "job")))
     for signal, slot in (connect or {}).items():
         getattr(job, signal).connect(slot)
     _LIVE.add(job)
@@ -187,9 +187,10 @@ def run_in_thread(fn: Callable[..., Any], *args: Any, lane: str | None = None, w
         _SINGLES[:] = [t for t in _SINGLES if t.isRunning()]
         _SINGLES.append(thread)
     else:
-        thread = _LANES.get(lane)
-        if thread is None or not thread.isRunning():
-            thread = _LANES[lane] = _Lane(lane, single=False)
+        found = _LANES.get(lane)
+        if found is None or not found.isRunning():
+            found = _LANES[lane] = _Lane(lane, single=False)
+        thread = found
     job.lane = thread
     thread.queue.put(job)
     if not thread.isRunning():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
@@ -86,14 +86,14 @@ class MainWindow(QMainWindow):
         self._closing = False
         self.loaded = False  # start-up finished (models loaded or not): modelsLoaded was emitted
         app = QApplication.instance()
-        if app is not None:
+        if isinstance(app, QApplication):
             ensure_stylesheet(app)
             app.aboutToQuit.connect(self.shutdown_workers)
         self._build_ui()
         self.files = FileOps(self)
         self.demo = Demo(self)
         self.presentation_mode = Presentation(self)
-        actions.build(self)
+        self.act, self.act_block, self.act_onnx = actions.build(self)
         self.colouring = ImportanceColouring(self)
         self._connect_session()
         window_state.restore(self)
@@ -204,7 +204,7 @@ class MainWindow(QMainWindow):
             self._note(self.train_tab, f"The training panel could not be loaded ({self._training_error}).")
             return
         self.training = panel
-        self.train_tab.layout().addWidget(panel)
+        self._tab_layout(self.train_tab).addWidget(panel)
         panel.runsFinished.connect(self._on_runs_finished)
         panel.errorOccurred.connect(self._on_training_error)
         panel.stateChanged.connect(self._on_training_state)
@@ -223,23 +223,27 @@ class MainWindow(QMainWindow):
             self._note(self.analyses_tab, f"The analyses could not be loaded ({type(exc).__name__}: {exc}).")
             return
         self.analyses = panel
-        self.analyses_tab.layout().addWidget(panel)
+        self._tab_layout(self.analyses_tab).addWidget(panel)
         panel.statusMessage.connect(lambda text, error: self.show_status(text, error=error))
         panel.reportReady.connect(lambda name, report: self.session.set_report(name, report,
                                                                                pair=panel.job_pair.get(name, "")))
         panel.showImportance.connect(self._show_importance_from_page)
         panel.openRuns.connect(self._open_runs)
-        panel.planChosen.connect(lambda text: self.apply_plan_text(text) and self.tabs.setCurrentWidget(self.explore_tab))
+        panel.planChosen.connect(self._open_plan)
         self.session.reportChanged.connect(lambda name: panel.show_saved_report(name, self.session.reports[name])
                                            if panel.running != name else None)
         self._on_models()
+
+    @staticmethod
+    def _tab_layout(tab: QWidget) -> QVBoxLayout:
+        return cast(QVBoxLayout, tab.layout())
 
     @staticmethod
     def _note(tab: QWidget, text: str) -> None:
         note = QLabel(text)
         note.setWordWrap(True)
         note.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        tab.layout().addWidget(note)
+        MainWindow._tab_layout(tab).addWidget(note)
 
     # ================================================================ session events
     def _on_plan(self, plan: SubnetPlan | None) -> None:
@@ -257,7 +261,7 @@ class MainWindow(QMainWindow):
         if self.analyses is not None:
             from .analyses.page import ModelPair
 
-            self.analyses.set_pair(ModelPair.from_slots(self.session.slots))
+            self.analyses.set_pair(ModelPair.from_slots(dict(self.session.slots)))
         if not self.demo.active:
             self.demo.hide_caption_if_stale()
 
@@ -290,7 +294,7 @@ class MainWindow(QMainWindow):
         self.demo.on_training_error(message)
 
     def _on_presentation(self, on: bool) -> None:
-        self.act_presentation.setChecked(on)
+        self.act["presentation"].setChecked(on)
         self.presentation_mode.apply(on)
 
     def after_session_opened(self, data: SessionData) -> list[str]:
@@ -339,7 +343,7 @@ class MainWindow(QMainWindow):
 
     def set_presentation(self, on: bool) -> None:
         self.session.set_presentation(bool(on))
-        self.act_presentation.setChecked(self.session.presentation)
+        self.act["presentation"].setChecked(self.session.presentation)
 
     def start_demo(self) -> bool:
         return self.demo.start()
@@ -361,6 +365,10 @@ class MainWindow(QMainWindow):
     def _show_importance_from_page(self, slot: str) -> None:
         self.set_colour_mode(slot)
         self.tabs.setCurrentWidget(self.explore_tab)
+
+    def _open_plan(self, text: str) -> None:
+        if self.apply_plan_text(text):
+            self.tabs.setCurrentWidget(self.explore_tab)
 
     def _open_runs(self, runs: dict) -> None:
         for slot in ("ct", "st"):
@@ -394,22 +402,8 @@ class MainWindow(QMainWindow):
     def presentation(self) -> bool:
         return self.session.presentation
 
-    @property
-    def demo_out_root(self) -> str | None:
-        return self.demo.out_root
-
-    @demo_out_root.setter
-    def demo_out_root(self, value: str | None) -> None:
-        self.demo.out_root = value
-
     def wait_for_accuracy(self) -> bool:
         return self.explore.accuracy_ready()
-
-    def recent_files(self) -> list[str]:
-        return self.files.recent_files()
-
-    def save_models(self, folder: str | Path) -> list[Path]:
-        return self.files.save_models(folder)
 
     # ================================================================ status and messages
     def show_status(self, text: str, *, error: bool = False, timeout: int = 8000) -> None:
@@ -444,18 +438,18 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         has_plan = self.session.plan is not None
-        for act in (self.act_full, self.act_random, self.act_smallest, self.act_copy_plan, self.act_fit,
-                    self.act_zoom_in, self.act_zoom_out, *self.block_actions.values()):
+        for act in (self.act["full"], self.act["random"], self.act["smallest"], self.act["copy_plan"], self.act["fit"],
+                    self.act["zoom_in"], self.act["zoom_out"], *self.act_block.values()):
             act.setEnabled(has_plan)
         slots = self.session.slots
-        for act in (self.act_save, self.act_save_session, self.act_save_bundle):
+        for act in (self.act["save"], self.act["save_session"], self.act["save_bundle"]):
             act.setEnabled(bool(slots))
         for slot, act in self.act_onnx.items():
             act.setEnabled(slot in slots)
-        for act in (self.act_export_plot, self.act_export_csv, self.act_demo):
+        for act in (self.act["export_plot"], self.act["export_csv"], self.act["demo"]):
             act.setEnabled(self.training is not None)
-        self.act_load_trained.setEnabled(bool(self.session.last_runs))
-        self.act_defaults.setEnabled(all((p / "model.safetensors").exists() for p in DEFAULT_CHECKPOINTS.values()))
+        self.act["load_trained"].setEnabled(bool(self.session.last_runs))
+        self.act["defaults"].setEnabled(all((p / "model.safetensors").exists() for p in DEFAULT_CHECKPOINTS.values()))
 
     # ================================================================ settings, drops, closing
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

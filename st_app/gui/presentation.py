@@ -8,7 +8,7 @@ restores every font and style it changed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QToolButton, QWidget
@@ -35,7 +35,7 @@ class Presentation(QObject):
 
     def apply(self, on: bool) -> None:
         win = self.win
-        app = QApplication.instance()
+        app = cast(QApplication, QApplication.instance())
         if on:
             app.setPalette(light_palette(high_contrast=True))
             self.was_maximized = win.isMaximized()
@@ -55,7 +55,7 @@ class Presentation(QObject):
                 if id(w) not in seen and (win.training is None or not win.training.isAncestorOf(w)):
                     seen.add(id(w))
                     repolish(w)
-        win.act_leave_presentation.setEnabled(on)
+        win.act["leave_presentation"].setEnabled(on)
         win.graph.set_presentation(on)
         win.plan_panel.set_presentation(on)
         if win.analyses is not None:

@@ -404,7 +404,7 @@ class Session(QObject):
                 problems.append(ref)
                 continue
             try:
-                self.load(ref.path, slot)  # type: ignore[arg-type] - verify() checked the path
+                self.load(ref.path or "", slot)  # verify() checked the path
             except SessionError as exc:
                 ref.problem = str(exc)
                 problems.append(ref)

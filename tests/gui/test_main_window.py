@@ -265,7 +265,7 @@ def test_drop_run_folder_loads_it(qtbot, make_window, tiny_runs, tmp_path) -> No
     win.dropEvent(drop)
     assert "dropped-st-run" in win.cards["st"].subtitle.text()  # ST run -> ST slot
     qtbot.waitUntil(win.wait_for_accuracy, timeout=10000)
-    assert str(copy.resolve()) in win.recent_files()
+    assert str(copy.resolve()) in win.files.recent_files()
     # something that is not a checkpoint is refused at the door
     other = QMimeData()
     other.setUrls([QUrl.fromLocalFile(str(tmp_path))])
@@ -280,7 +280,7 @@ def test_save_models_round_trip(qtbot, make_window, tmp_path) -> None:
 
     win = make_window()
     _click_block(qtbot, win, 1)
-    written = win.save_models(tmp_path / "saved")
+    written = win.files.save_models(tmp_path / "saved")
     assert len(written) == 2
     for path in written:
         ck = load_checkpoint(path)
@@ -298,7 +298,7 @@ def test_settings_remember_bn_and_recent_files(qtbot, make_window, tiny_runs, se
     win2 = make_window(wait=False)
     assert win2.bn_mode == "recalibrate"
     assert win2.accuracy_panel.bn_mode() == "recalibrate"
-    assert str(Path(tiny_runs["ct"]).resolve()) in win2.recent_files()
+    assert str(Path(tiny_runs["ct"]).resolve()) in win2.files.recent_files()
 
 
 def test_deeper_network_scales(qtbot, make_window, tmp_path, tiny_runs) -> None:
@@ -384,7 +384,7 @@ def test_demo_trains_loads_and_explains(qtbot, make_window, tmp_path, monkeypatc
     win = make_window(enable_training=True)
     if win.training is None:
         pytest.skip(f"training panel unavailable: {win._training_error}")
-    win.demo_out_root = str(tmp_path / "demo-runs")
+    win.demo.out_root = str(tmp_path / "demo-runs")
     win.demo.epochs = 1
     assert win.start_demo()
     assert win.presentation

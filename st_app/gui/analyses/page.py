@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -382,7 +383,8 @@ class AnalysisPage(QWidget):
             QMessageBox.critical(self, "Cannot save the report", f"{folder}: {exc}")
             return None
         self.settings.setValue("analyses/lastDir", str(folder))
-        self.status.setText(f"Saved {path.name}, {self.result.report['analysis']}.csv and the figures in {folder}.")
+        name = (self.result.report or {}).get("analysis", self.name)
+        self.status.setText(f"Saved {path.name}, {name}.csv and the figures in {folder}.")
         return path
 
     def copy_summary(self) -> None:
@@ -401,7 +403,8 @@ def _read(widget: QWidget) -> Any:
         return widget.value()
     if isinstance(widget, QCheckBox):
         return widget.isChecked()
-    return widget.text().strip()  # QLineEdit
+    assert isinstance(widget, QLineEdit)
+    return widget.text().strip()
 
 
 def _write(widget: QWidget, value: Any, empty_ok: bool) -> None:
@@ -424,7 +427,7 @@ def _write(widget: QWidget, value: Any, empty_ok: bool) -> None:
     elif isinstance(widget, QCheckBox):
         if isinstance(value, bool):
             widget.setChecked(value)
-    elif isinstance(value, str) and (value or empty_ok):  # QLineEdit
+    elif isinstance(widget, QLineEdit) and isinstance(value, str) and (value or empty_ok):
         widget.setText(value)
 
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from st_app.figures import report_charts
 
 from .page import ModelPair
-from .pages import PAGES, AnalysisPage, LoafingPage
+from .pages import PAGES, AnalysisPage, ComparePage, ImportancePage, LoafingPage
 from .runner import AnalysisRunner
 
 __all__ = ["AnalysesPanel"]
@@ -62,8 +62,10 @@ class AnalysesPanel(QWidget):
             self.stack.addWidget(page)
             self.list.addItem(page.title)
             self.list.item(self.list.count() - 1).setToolTip(_plain(page.intro))
-        self.pages["importance"].showOnGraph.connect(self.showImportance)
-        self.pages["compare"].openRuns.connect(self.openRuns)
+        importance, compare = self.pages["importance"], self.pages["compare"]
+        assert isinstance(importance, ImportancePage) and isinstance(compare, ComparePage)
+        importance.showOnGraph.connect(self.showImportance)
+        compare.openRuns.connect(self.openRuns)
         self.list.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.list.setCurrentRow(0)
         self.open_button = QPushButton("Open report…")

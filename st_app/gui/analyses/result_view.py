@@ -133,14 +133,14 @@ class ResultView(QTabWidget):
             plot.setToolTip(f"{chart.title}\nRight-click → Export… saves this figure alone.")
         from st_app.core.experiments.reports import report_table
 
-        header, rows = report_table(report)
+        header, table_rows = report_table(report)
         self.table.setSortingEnabled(False)
         self.table.clear()
         self.table.setColumnCount(len(header))
-        self.table.setRowCount(len(rows))
+        self.table.setRowCount(len(table_rows))
         self.table.setHorizontalHeaderLabels(header)
-        for r, row in enumerate(rows):
-            for c, value in enumerate(row):
+        for r, cells in enumerate(table_rows):
+            for c, value in enumerate(cells):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     item: QTableWidgetItem = NumberItem(value)
                 else:
@@ -153,7 +153,8 @@ class ResultView(QTabWidget):
         self.json.setPlainText(json.dumps(report, indent=2))
 
     def _on_double_click(self, row: int, _column: int) -> None:
-        header = [self.table.horizontalHeaderItem(c).text() for c in range(self.table.columnCount())]
+        header = [h.text() if (h := self.table.horizontalHeaderItem(c)) is not None else ""
+                  for c in range(self.table.columnCount())]
         if "plan" in header:
             item = self.table.item(row, header.index("plan"))
             if item is not None and item.text():

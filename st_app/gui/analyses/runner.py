@@ -59,10 +59,10 @@ def _run_report(job: Job, fn: Job_, min_interval: float) -> dict:
         now = time.monotonic()
         if done >= total or now - last[0] >= min_interval:
             last[0] = now
-            job.emit(("progress", int(done), int(total)))
+            job.send(("progress", int(done), int(total)))
 
     return fn(progress=progress, should_stop=lambda: job.is_cancelled,
-              partial=lambda r: job.emit(("partial", r)))
+              partial=lambda r: job.send(("partial", r)))
 
 
 class AnalysisRunner(QObject):

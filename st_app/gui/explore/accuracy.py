@@ -111,6 +111,7 @@ class _Evaluators:
                 main = None
                 model = payload.model
             else:
+                assert payload.test_y is not None
                 ev = IncrementalEvaluator.snapshot(payload.model, payload.test_x, payload.test_y, payload.train_x,
                                                    CALIB_FULL)
                 self.by_slot[payload.slot] = (payload.key, ev)

@@ -147,12 +147,12 @@ class BlockGraphView(QGraphicsView):
             self._importance, self._importance_title = None, ""
             for item in self._items.values():
                 item.set_importance(None)
-            if self._importance_legend is not None:
+            if self._importance_legend is not None and self._legend is not None:
                 self._importance_legend.hide_scale()
                 self._legend.set_importance_mode(False)
             self._update_scene_rect()
             return
-        if self._info is None:
+        if self._info is None or self._importance_legend is None or self._legend is None:
             raise ValueError("no network loaded: set_network() before set_importance()")
         values = [float(d) for d in drops]
         n = self._info.layout.num_blocks

@@ -358,11 +358,12 @@ class BlockItem(QGraphicsObject):
 
     def _paint_drop(self, painter: QPainter) -> None:
         """The accuracy drop in points under the box (clear of the current-block ring)."""
-        na = not math.isfinite(self.importance)
+        drop = self.importance if self.importance is not None else math.nan
+        na = not math.isfinite(drop)
         painter.setPen(self.look.muted if na else self.look.text)
         painter.setFont(self.look.font(13, bold=not na))
         painter.drawText(QRectF(BOX_X - 16, BOX_H + 6, BOX_W + 32, FRAME_BOTTOM - BOX_H - 6),
-                         Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, format_drop(self.importance))
+                         Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, format_drop(drop))
 
     # ------------------------------------------------------------------- mouse
     def hoverEnterEvent(self, event: QGraphicsSceneHoverEvent) -> None:

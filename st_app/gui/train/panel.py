@@ -105,7 +105,8 @@ class TrainingPanel(QWidget):
         if app is not None:  # stop, do not wait: the process is about to end
             app.aboutToQuit.connect(lambda: _stop(self._control, self._job))
         # Deleted without shutdown() (e.g. with its parent window): still stop the training.
-        box = self._live = {"control": None, "job": None}
+        box: dict[str, Any] = {"control": None, "job": None}
+        self._live = box
         self.destroyed.connect(lambda *_: _stop(box["control"], box["job"]))
 
     # ================================================================== UI
@@ -161,7 +162,7 @@ class TrainingPanel(QWidget):
         self.status_label.setToolTip("Current epoch, smoothed training loss and last test accuracy of each run")
         lay.addWidget(self.status_label)
 
-        setup = QWidget()
+        setup = self.setup = QWidget()
         setup_lay = QVBoxLayout(setup)
         setup_lay.setContentsMargins(0, 0, 4, 0)
         self.form = RunForm()
@@ -327,7 +328,7 @@ class TrainingPanel(QWidget):
         self.plots.set_presentation(self._presentation)
         self._side.setStyleSheet("QWidget { font-size: 14pt; }" if self._presentation else "")
         self._side.adjustSize()
-        need = max(self._side.minimumSizeHint().width(), self.setup_scroll.widget().minimumSizeHint().width()) + 30
+        need = max(self._side.minimumSizeHint().width(), self.setup.minimumSizeHint().width()) + 30
         self.side_scroll.setMinimumWidth(max(340, need) if self._presentation else 340)
         total = sum(self.splitter.sizes()) or 1400
         side = max(need, 360) if self._presentation else 360
@@ -336,7 +337,7 @@ class TrainingPanel(QWidget):
     # ================================================================== job events
     def _on_event(self, event: tuple[str, Any]) -> None:
         kind, info = event
-        handler = {"started": self._on_run_started, "steps": self._on_steps, "probed": self.plots.add_probe,
+        handler: Any = {"started": self._on_run_started, "steps": self._on_steps, "probed": self.plots.add_probe,
                    "epoch": self._on_epoch, "ended": self._on_run_ended, "probes": self._on_probes_changed,
                    "paused": self._on_paused_changed, "notice": self._on_notice, "error": self._on_error}[kind]
         handler(info)

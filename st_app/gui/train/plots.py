@@ -43,7 +43,7 @@ ACC, LOSS, LOSS_RAW, PROBE = "test_acc", "loss", "loss_raw", PROBE_PREFIX
 REDRAW_MS = 50  # at most 20 redraws a second
 MAX_MARKERS = 24  # probe curves: plan markers on about this many points
 
-_THEMES = {
+_THEMES: dict[bool, dict[str, Any]] = {
     False: {"bg": "#FCFCFD", "fg": "#3A3A3A", "grid": 0.22, "tick": 9, "label": 10, "title": 11,
             "legend": 9, "width": 2.2, "thin": 1.2, "symbol": 6},
     True: {"bg": "#FFFFFF", "fg": "#000000", "grid": 0.28, "tick": 14, "label": 15, "title": 16,
@@ -267,7 +267,7 @@ class TrainingPlots(QWidget):
             self.probe_legend.addItem(proxy, method_label(run))
         for plan in plans:
             proxy = pg.PlotDataItem()
-            self._style(("", PROBE + plan), proxy, color=_THEMES[self.presentation]["fg"])
+            self._style(("", PROBE + plan), proxy, color_name=_THEMES[self.presentation]["fg"])
             proxy.setSymbolSize(max(9, proxy.opts["symbolSize"] + 3))  # markers legible in the key
             self._legend_proxies.append(proxy)
             self.probe_legend.addItem(proxy, self._legend_name(("", PROBE + plan)))
@@ -304,10 +304,10 @@ class TrainingPlots(QWidget):
             return 10 + base
         return base
 
-    def _style(self, key: tuple[str, str], item: pg.PlotDataItem, color: str | None = None) -> None:
+    def _style(self, key: tuple[str, str], item: pg.PlotDataItem, color_name: str | None = None) -> None:
         run, name = key
         t = _THEMES[self.presentation]
-        base = color or method_color(run)
+        base = color_name or method_color(run)
         color = pg.mkColor(base)
         dash = METHOD_DASH.get(run.lower(), Qt.PenStyle.SolidLine)
         width, symbol, size = t["width"], None, t["symbol"]
@@ -497,7 +497,7 @@ def _export_svg(scene: Any, path: Path) -> None:
 
     from pyqtgraph.exporters import SVGExporter
 
-    module = sys.modules[SVGExporter.__module__]
+    module: Any = sys.modules[SVGExporter.__module__]
     original = module.correctCoordinates
 
     def tolerant(node: Any, defs: Any, item: Any, options: Any) -> Any:

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +129,8 @@ class _Outbox(TrainEvents):
             yield self.events.pop(0)
 
 
-def train(job: Any, request: TrainRequest, probe: ProbePlan, max_rate_hz: float = 20.0) -> Iterator[tuple[str, Any]]:
+def train(job: Any, request: TrainRequest, probe: ProbePlan,
+          max_rate_hz: float = 20.0) -> Generator[tuple[str, Any], None, dict[str, Any]]:
     """Run one request to the end (or to stop / cancel / error); returns the summary
     ``{"runs": {name: dir}, "stopped": bool, "errors": [str]}``."""
     errors: list[str] = []
@@ -162,7 +163,7 @@ def train(job: Any, request: TrainRequest, probe: ProbePlan, max_rate_hz: float 
                     except StopIteration:
                         del gens[name]
                     except Exception as exc:  # noqa: BLE001
-                        gens.pop(name).close()
+                        getattr(gens.pop(name), "close", lambda: None)()
                         _report(exc, errors, out)
                     yield from out.drain()
             out.flush()
