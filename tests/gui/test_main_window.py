@@ -324,6 +324,8 @@ def test_deeper_network_scales(qtbot, make_window, tmp_path, tiny_runs) -> None:
     _click_block(qtbot, win, 20)
     assert win.plan_text() == "0,1,2,3,4,5,6,7,8|9,10,11,12,13,14,15,16,17|18,19,21,22,23,24,25,26"
     qtbot.waitUntil(win.wait_for_accuracy, timeout=15000)
+    edit = win.plan_panel.edit  # the whole plan is readable in the field (its text shrinks to fit)
+    assert edit.fontMetrics().horizontalAdvance(edit.text()) <= edit.width() - 10
 
 
 def test_every_control_has_a_tooltip(make_window) -> None:

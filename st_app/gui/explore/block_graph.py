@@ -104,6 +104,7 @@ class BlockGraphView(QGraphicsView):
         self._importance_title = ""
         self._importance_legend: ImportanceLegendItem | None = None
         self._legend: LegendItem | None = None
+        self._stage_labels: list[QGraphicsSimpleTextItem] = []
         self.set_message("No network loaded")
 
     # ------------------------------------------------------------------ public
@@ -175,6 +176,7 @@ class BlockGraphView(QGraphicsView):
         self._items.clear()
         self._importance, self._importance_title, self._importance_legend = None, "", None
         self._legend = None
+        self._stage_labels.clear()
         self._info = None
         self._plan = None
         self._current = None
@@ -188,6 +190,7 @@ class BlockGraphView(QGraphicsView):
         scene = self.scene()
         scene.clear()
         self._items.clear()
+        self._stage_labels.clear()
         self._importance, self._importance_title = None, ""  # a new network: block count may differ
         self._message = None
         self._info = info
@@ -238,6 +241,8 @@ class BlockGraphView(QGraphicsView):
 
     def set_presentation(self, on: bool) -> None:
         self._look.presentation = on
+        for text in self._stage_labels:  # scene text follows the look too
+            text.setFont(self._look.font(15 if on else 13, bold=True))
         for item in self.scene().items():
             item.update()  # also re-renders the items' pixmap caches
         if self._importance_legend is not None and self._importance is not None:
@@ -291,7 +296,8 @@ class BlockGraphView(QGraphicsView):
                 label = (f"Stage {s + 1}" + (" (continued)" if cont else "")
                          + f"  ·  {shape.out_channels} channels  ·  {sizes[s]}×{sizes[s]}"
                          + ("" if cont else f"  ·  {len(stage_blocks)} blocks"))
-                text = scene.addSimpleText(label, ui_font(13, bold=True))
+                text = scene.addSimpleText(label, look.font(13, bold=True))
+                self._stage_labels.append(text)
                 text.setBrush(color.darker(135))
                 text.setPos(frame.left() + 10, frame.top() + 6)
                 text.setZValue(1)

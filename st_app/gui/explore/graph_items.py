@@ -133,7 +133,7 @@ class _Look:
         return QColor("#111827") if self.presentation else QColor("#4B5563")
 
     def font(self, pixel_size: float, bold: bool = False):  # noqa: ANN201 - QFont
-        return ui_font(pixel_size * (1.12 if self.presentation else 1.0), bold)
+        return ui_font(pixel_size * (1.15 if self.presentation else 1.0), bold)
 
     @property
     def muted(self) -> QColor:
