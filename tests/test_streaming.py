@@ -77,8 +77,10 @@ def test_resnet18_trains_one_epoch_with_two_workers_and_skips_the_corrupt_file(t
     assert meta["dataset"]["n_train"] == 96 and meta["dataset"]["name"].startswith("imagenet:")
     assert meta["config"]["data_workers"] == 2 and meta["epoch"] == 1
     # the run evaluates from the same streamed set (test images decoded into memory for the sweep)
+    # (the recorded image folder is used only when named again: --data-dir)
     ev = subprocess.run([sys.executable, "-m", "st_app", "eval", "--checkpoint", str(out), "--plans", "main;depths:1,1,1,1",
-                         "--bn", "recalibrate", "--calib-images", "8", "--test-images", "10", "--json"],
+                         "--bn", "recalibrate", "--calib-images", "8", "--test-images", "10", "--json",
+                         "--data-dir", str(root)],
                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert ev.returncode == 0, ev.stderr[-2000:]
     report = json.loads(ev.stdout)

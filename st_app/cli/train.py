@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .args import UserError, int_at_least, positive_float, positive_int
+from .args import UserError, bounded_float, bounded_int, out_path
 
 __all__ = ["add_parser", "run"]
 
@@ -26,34 +26,37 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--dataset", default="digits", help=f"data set: {', '.join(DATASETS)} (default digits, bundled)")
     t.add_argument("--data-dir", default=None, help="folder holding the data set files (default ./data)")
     t.add_argument("--download", action="store_true", help="download the data set if it is not in --data-dir")
-    t.add_argument("--image-size", type=positive_int, default=None, help="resize imagefolder images to this size (default 32)")
+    t.add_argument("--image-size", type=bounded_int("image-size"), default=None,
+                   help="resize imagefolder images to this size (default 32)")
     t.add_argument("--method", default="st", choices=METHODS, help="training scheme (default st)")
-    t.add_argument("--epochs", type=positive_int, default=None, help="epochs (default 30; with --resume: extend the run)")
-    t.add_argument("--batch-size", type=positive_int, default=64)
-    t.add_argument("--lr", type=positive_float, default=0.05, help="peak learning rate, cosine decay per step")
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--weight-decay", type=float, default=5e-4)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=bounded_int("epochs"), default=None,
+                   help="epochs (default 30; with --resume: extend the run)")
+    t.add_argument("--batch-size", type=bounded_int("batch-size"), default=64)
+    t.add_argument("--lr", type=bounded_float("lr"), default=0.05, help="peak learning rate, cosine decay per step")
+    t.add_argument("--momentum", type=bounded_float("momentum"), default=0.9)
+    t.add_argument("--weight-decay", type=bounded_float("weight-decay"), default=5e-4)
+    t.add_argument("--seed", type=bounded_int("seed"), default=0)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-    t.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
+    t.add_argument("--threads", type=bounded_int("threads"), default=None, help="CPU threads for torch")
     t.add_argument("--bn-reestimate", action="store_true",
                    help="re-estimate the main net's BN statistics after every epoch (as the authors' code)")
-    t.add_argument("--out", required=True, help="run folder to write")
+    t.add_argument("--out", required=True, type=out_path, help="run folder to write")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
     g = t.add_argument_group("ST / ST++ options")
-    g.add_argument("--subnets", type=positive_int, default=None, help="sub-nets sampled per step (st: 1, stpp: 6)")
+    g.add_argument("--subnets", type=bounded_int("subnets"), default=None, help="sub-nets sampled per step (st: 1, stpp: 6)")
     g.add_argument("--kl-minus", action=argparse.BooleanOptionalAction, default=None,
                    help="z-score logits before the KL (ST++ 'KL-'; stpp default on)")
     g.add_argument("--small-inputs", action=argparse.BooleanOptionalAction, default=None,
                    help="feed sub-nets randomly down-scaled inputs (stpp default on)")
-    g.add_argument("--min-scale", type=positive_float, default=None, help="smallest input scale for sub-nets (0.43)")
-    g.add_argument("--min-side", type=int_at_least(1), default=None,
+    g.add_argument("--min-scale", type=bounded_float("min-scale"), default=None, help="smallest input scale for sub-nets (0.43)")
+    g.add_argument("--min-side", type=bounded_int("min-side"), default=None,
                    help="smallest sub-net input side in pixels (default: 3 x the network's total stride, "
                    "e.g. 12 for CIFAR ResNets, so 8x8 digits are never shrunk)")
     g.add_argument("--space", default=None, help="per-stage drop ranges, e.g. '0|0-1|0-3|0' (default: all)")
     g.add_argument("--no-share-prefix", action="store_true",
                    help="ST: run each sub-net from the input instead of reusing the main net's shared prefix")
-    g.add_argument("--final-survival", type=positive_float, default=None, help="sd: survival of the last block (0.5)")
+    g.add_argument("--final-survival", type=bounded_float("final-survival"), default=None,
+                   help="sd: survival of the last block (0.5)")
     _add_speed_options(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return t
@@ -71,10 +74,10 @@ def _add_speed_options(t: argparse.ArgumentParser) -> None:
                    help="torch.compile every block: costs minutes of compilation once, may or may not pay off")
     s.add_argument("--lr-scaling", default="none", choices=["none", "linear"],
                    help="linear: lr x batch-size / reference-batch (default none)")
-    s.add_argument("--reference-batch", type=positive_int, default=64,
+    s.add_argument("--reference-batch", type=bounded_int("batch-size"), default=64,
                    help="the batch size --lr was tuned for (default 64), for --lr-scaling linear")
     s.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across ranks (CUDA only)")
-    s.add_argument("--log-every", type=positive_int, default=None,
+    s.add_argument("--log-every", type=bounded_int("log-every"), default=None,
                    help="read the loss on the host every N steps (default: every step on CPU, 25 on CUDA)")
     d = t.add_argument_group("image folders (imagefolder:PATH, imagenet:PATH)",
                              "sets whose decoded images exceed the memory budget stream from disk through "
@@ -82,12 +85,13 @@ def _add_speed_options(t: argparse.ArgumentParser) -> None:
                              "Resize(--val-resize) + CenterCrop(--val-crop) for testing")
     d.add_argument("--data-in-memory", default="auto", choices=["auto", "yes", "no"],
                    help="auto: in memory when the decoded images fit (ImageNet always streams)")
-    d.add_argument("--data-workers", type=int_at_least(0), default=4, help="DataLoader workers (default 4)")
-    d.add_argument("--val-resize", type=positive_int, default=None,
+    d.add_argument("--data-workers", type=bounded_int("data-workers"), default=4, help="DataLoader workers (default 4)")
+    d.add_argument("--val-resize", type=bounded_int("image-size"), default=None,
                    help="resize test images to this side (default: --image-size / 0.875)")
-    d.add_argument("--val-crop", type=positive_int, default=None, help="centre-crop test images (default --image-size)")
-    d.add_argument("--color-jitter", type=float, default=0.0, help="ColorJitter strength (the authors': 0.4)")
-    d.add_argument("--lighting", type=float, default=0.0, help="PCA lighting noise std (the authors': 0.1)")
+    d.add_argument("--val-crop", type=bounded_int("image-size"), default=None,
+                   help="centre-crop test images (default --image-size)")
+    d.add_argument("--color-jitter", type=bounded_float("jitter"), default=0.0, help="ColorJitter strength (the authors': 0.4)")
+    d.add_argument("--lighting", type=bounded_float("jitter"), default=0.0, help="PCA lighting noise std (the authors': 0.1)")
 
 
 def _method_options(args: argparse.Namespace, layout: Any) -> dict[str, Any]:
@@ -119,8 +123,8 @@ class _Progress:
         self.bar: Any = None
 
     def on_start(self, info: dict[str, Any]) -> None:
-        if self.quiet:
-            return
+        if self.quiet or not sys.stderr.isatty():
+            return  # a log file gets the per-epoch lines, not bar redraws
         from tqdm import tqdm
 
         done = info["start_epoch"] * (info["total_steps"] // max(1, info["epochs"]))
@@ -143,8 +147,14 @@ class _Progress:
             print(line, file=sys.stderr)
 
     def on_end(self, info: dict[str, Any]) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.close()
+
+    def close(self, keep: bool = True) -> None:
+        """Close the bar; after an error it is cleared so the error line comes last."""
+        bar, self.bar = self.bar, None
+        if bar is not None:
+            bar.leave = keep
+            bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.resume:
         trainer = Trainer.resume(out, events=[progress], device=args.device if args.device != "auto" else None,
-                                 epochs=args.epochs)
+                                 epochs=args.epochs, data_dir=args.data_dir, allow_recorded_paths=False)
     else:
         config = TrainConfig(
             model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs or 30,
@@ -170,24 +180,28 @@ def run(args: argparse.Namespace) -> int:
             log_every=args.log_every or 0, data_in_memory=args.data_in_memory, data_workers=args.data_workers,
             val_resize=args.val_resize, val_crop=args.val_crop, color_jitter=args.color_jitter, lighting=args.lighting,
         )
-        from ..core.train import open_training_data
+        from ..core.train import open_training_data, resolve_device
 
+        resolve_device(args.device)  # an unknown device fails before the data set loads
         data = open_training_data(config, download=args.download)
         layout = build_model(args.model, data.num_classes, data.in_channels, data.image_size).layout
         config.method_options = _method_options(args, layout)
         trainer = Trainer(config, data=data, out_dir=out, events=[progress])
-    if trainer.world.is_writer:  # under torchrun, rank 0 alone writes and reports
-        out.mkdir(parents=True, exist_ok=True)
-        _record_command(out, args.argv)
-    history = trainer.run()
+    # command.txt is one more file of each epoch's commit: it appears with the first saved epoch
+    # (under torchrun only rank 0 writes; the others have no run folder)
+    previous = trainer.extra_files.get("command.txt", b"")
+    trainer.extra_files["command.txt"] = previous + (_command_line(args.argv) + "\n").encode()
+    try:
+        history = trainer.run()
+    except BaseException:
+        progress.close(keep=False)
+        raise
     if history and trainer.world.is_writer:
         last = history[-1]
         print(f"{out}: epoch {last['epoch']}, test accuracy {last['test_acc']:.2f}%")
     return 0
 
 
-def _record_command(out: Path, argv: Sequence[str]) -> None:
-    """Append the exact command line to the run folder, so a run can be repeated."""
-    line = "python -m st_app " + " ".join(shlex.quote(a) for a in argv)
-    with open(out / "command.txt", "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+def _command_line(argv: Sequence[str]) -> str:
+    """The exact command line, so a run can be repeated."""
+    return "python -m st_app " + " ".join(shlex.quote(a) for a in argv)

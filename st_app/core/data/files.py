@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..limits import LimitError, check_number
 from .types import DatasetError, ImageData, from_uint8
 
 __all__ = ["list_imagefolder", "load_cifar", "load_imagefolder", "load_mnist", "safe_unpickle"]
@@ -459,6 +460,9 @@ def list_imagefolder(path: Path) -> tuple[list[str], Samples, Samples]:
         test_s = [samples[i] for i in order[:n_test]]
         train_s = [samples[i] for i in order[n_test:]]
 
+    if len(classes) < 2:
+        raise DatasetError(f"image folder {path} has only one class ({classes[0]}); a classifier needs at least two "
+                           "class folders (accuracy on one class is always 100%)")
     return classes, train_s, test_s
 
 
@@ -467,8 +471,10 @@ def load_imagefolder(path: Path, image_size: int = 32) -> ImageData:
 
     Images are converted to RGB and resized to ``image_size`` squared.
     """
-    if image_size < 1:
-        raise DatasetError(f"image size must be positive, got {image_size}")
+    try:
+        check_number("image-size", image_size)
+    except LimitError as exc:
+        raise DatasetError(str(exc)) from None
     classes, train_s, test_s = list_imagefolder(path)
     label = f"imagefolder:{Path(path)}"
     train_x, train_y = _load_images(train_s, image_size)

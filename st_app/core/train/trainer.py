@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,10 +25,12 @@ from torch import Tensor
 from .. import checkpoint as ckpt
 from ..data import DataSource, StreamSpec, open_dataset
 from ..evaluate import count_correct, recalibrate_bn
+from ..meta_schema import MetaError, check_train_config, resume_data_location
 from ..methods import CommonTraining, Method, make_method, method_from_description
 from ..models import ResidualNet, build_model
 from ..plan import SubnetPlan
 from ..precision import PrecisionError, eval_batch_size, resolve_precision, use_precision
+from ..runfolder import RUN_FILES, RunFolder, has_run
 from .distributed import (
     DistributedError,
     all_reduce_sum,
@@ -155,10 +159,9 @@ def resolve_device(name: str) -> torch.device:
         raise TrainingError("device 'cuda' was asked for, but torch sees no CUDA device here")
     if name == "mps" and not has_mps:
         raise TrainingError("device 'mps' was asked for, but torch sees no Apple MPS device here")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+    if not re.fullmatch(r"cpu|mps|cuda(:[0-9]{1,3})?", name):
+        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    return torch.device(name)
 
 
 def available_devices() -> list[str]:
@@ -181,7 +184,7 @@ class Trainer:
         *,
         data: DataSource | None = None,
         model: ResidualNet | None = None,
-        out_dir: str | Path | None = None,
+        out_dir: str | Path | RunFolder | None = None,
         events: Sequence[TrainEvents] = (),
         control: TrainControl | None = None,
         probes: Sequence[SubnetPlan] = (),
@@ -190,11 +193,11 @@ class Trainer:
         name: str | None = None,
         overwrite: bool = False,
         method: Method | None = None,
+        writer: bool = True,
     ) -> None:
         self.config = config
         self.name = name or config.method
-        if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
-            raise TrainingError("epochs and batch size must be at least 1 and the learning rate positive")
+        _check_config(config)
         if config.lr_scaling not in ("none", "linear") or config.reference_batch < 1:
             raise TrainingError(f"lr scaling must be 'none' or 'linear' with a reference batch of at least 1, "
                                 f"got {config.lr_scaling!r} and {config.reference_batch}")
@@ -236,13 +239,29 @@ class Trainer:
             weight_decay=config.weight_decay,
             **({"fused": True} if device.type == "cuda" else {}),
         )
-        if not self.world.is_writer:
+        # The run folder: locked by its one writer (rank 0 under DDP, and the caller may say no),
+        # recovered from an interrupted commit, and written one whole epoch at a time.
+        self.writer = writer and self.world.is_writer
+        if not self.writer:
             out_dir, events = None, ()  # rank 0 alone writes the run folder and reports progress
-        self.out_dir = Path(out_dir) if out_dir is not None else None
-        if self.out_dir is not None and not overwrite and (self.out_dir / ckpt.MODEL_FILE).exists():
-            raise TrainingError(
-                f"{self.out_dir} already holds a run; pass --resume to continue it or choose another --out"
-            )
+        self.run_folder: RunFolder | None = None
+        self.out_dir: Path | None = None
+        self.extra_files: dict[str, bytes] = {}  # more per-epoch files (command.txt...), committed with each epoch
+        self._drop_previous = False
+        if isinstance(out_dir, RunFolder):  # resume(): already locked and read
+            self.run_folder, self.out_dir = out_dir, out_dir.path
+        elif out_dir is not None:
+            if not str(out_dir).strip():
+                raise TrainingError("the run folder path is empty; choose a folder with --out")
+            self.out_dir = Path(out_dir)
+            self.run_folder = RunFolder(self.out_dir, writer=True)
+            if self.run_folder.has_run():
+                if not overwrite:
+                    self.run_folder.release()
+                    raise TrainingError(
+                        f"{self.out_dir} already holds a run; pass --resume to continue it or choose another --out"
+                    )
+                self._drop_previous = True  # a fresh run replaces the old one's files at its first epoch
         self.events = list(events)
         self.control = control or TrainControl()
         self.probes = list(probes)
@@ -294,31 +313,73 @@ class Trainer:
 
     # ----------------------------------------------------------------- resume
     @classmethod
-    def resume(cls, out_dir: str | Path, **kwargs: Any) -> Trainer:
-        """Continue a run from its last finished epoch (weights, momentum, metrics)."""
+    def resume(
+        cls,
+        out_dir: str | Path,
+        *,
+        data_dir: str | None = None,
+        allow_recorded_paths: bool = True,
+        writer: bool | None = None,
+        **kwargs: Any,
+    ) -> Trainer:
+        """Continue a run from its last committed epoch (weights, momentum, method parts, metrics).
+
+        The writer takes the run's lock first (finishing or undoing an interrupted commit),
+        then reads one consistent epoch. ``data_dir`` replaces the recorded data location (for
+        an image folder, the folder itself); with ``allow_recorded_paths=False`` a recorded
+        path is refused unless ``data_dir`` is given (the command line never uses one silently).
+        ``writer`` (default: rank 0 of a torchrun job, or the only process) takes the lock; the
+        other ranks only read.
+        """
         out_dir = Path(out_dir)
-        meta_path = out_dir / ckpt.META_FILE
-        if not meta_path.exists():
-            raise TrainingError(f"cannot resume: {meta_path} not found")
-        loaded = ckpt.load_checkpoint(out_dir)
-        meta = loaded.meta
-        if "config" not in meta:
-            raise TrainingError(f"cannot resume {out_dir}: it was not written by st_app train")
-        config = TrainConfig.from_dict(meta["config"])
-        for key in ("device", "epochs"):
-            if kwargs.get(key) is not None:
-                setattr(config, key, kwargs.pop(key))
-        kwargs.pop("device", None)
-        kwargs.pop("epochs", None)
-        # a method outside the registry (an analysis' fixed-plan training) is passed in again
-        method = kwargs.pop("method", None) or method_from_description(meta.get("method", {"name": config.method}))
-        trainer = cls(config, model=loaded.model, out_dir=out_dir, overwrite=True, method=method, **kwargs)
-        ckpt.load_method_state(out_dir, method.training_modules())
-        ckpt.load_optimizer_state(out_dir, trainer.optimizer)
-        trainer.epoch = int(meta.get("epoch", 0))
-        trainer.global_step = trainer.epoch * trainer.steps_per_epoch
-        trainer.history = ckpt.read_metrics(out_dir)[: trainer.epoch]
+        if writer is None:
+            writer = _rank_from_env() == 0
+        if not out_dir.is_dir():
+            raise TrainingError(f"cannot resume: {out_dir} is not a run folder")
+        if not has_run(out_dir):
+            raise TrainingError(f"cannot resume: {out_dir} holds no finished epoch")
+        run = RunFolder(out_dir, writer=writer)
+        try:
+            loaded, view = ckpt.load_run_state(out_dir)
+            meta = loaded.meta
+            if not isinstance(meta.get("config"), dict):
+                raise TrainingError(f"cannot resume {out_dir}: it was not written by st_app train")
+            config = TrainConfig.from_dict(meta["config"])
+            for key in ("device", "epochs"):
+                if kwargs.get(key) is not None:
+                    setattr(config, key, kwargs.pop(key))
+            kwargs.pop("device", None)
+            kwargs.pop("epochs", None)
+            try:
+                config.dataset, config.data_dir = resume_data_location(config.dataset, config.data_dir, data_dir,
+                                                                       allow_recorded_paths)
+            except MetaError as exc:
+                raise TrainingError(f"cannot resume {out_dir}: {exc}") from None
+            # a method outside the registry (an analysis' fixed-plan training) is passed in again
+            method = kwargs.pop("method", None)
+            try:
+                method = method or method_from_description(meta.get("method", {"name": config.method}))
+            except (TypeError, ValueError) as exc:
+                raise TrainingError(f"cannot resume {out_dir}: its method description is not usable: {exc}") from None
+            trainer = cls(config, model=loaded.model, out_dir=run, overwrite=True, method=method, writer=writer,
+                          **kwargs)
+            ckpt.load_method_state(view, method.training_modules())
+            ckpt.load_optimizer_state(view, trainer.optimizer)
+            trainer.epoch = int(meta.get("epoch", 0))
+            trainer.global_step = trainer.epoch * trainer.steps_per_epoch
+            trainer.history = ckpt.read_metrics(view)[: trainer.epoch]
+            command = view.get(ckpt.COMMAND_FILE)
+            if command is not None:
+                trainer.extra_files[ckpt.COMMAND_FILE] = command
+        except BaseException:
+            run.release()
+            raise
         return trainer
+
+    def close(self) -> None:
+        """Release the run folder's lock (``iter_steps`` does when it ends; the OS does at exit)."""
+        if self.run_folder is not None:
+            self.run_folder.release()
 
     # --------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
@@ -332,6 +393,19 @@ class Trainer:
     # ---------------------------------------------------------------- training
     def iter_steps(self) -> Iterator[dict[str, Any]]:
         """Train, yielding after every step; stops early (keeping saved epochs) on request.
+
+        The run folder's lock is held while this runs and released when it ends in any way
+        (finished, stopped, failed, closed), so a stopped run can be resumed at once.
+        """
+        if self.run_folder is not None and self.writer:
+            self.run_folder.acquire()
+        try:
+            yield from self._iter_steps()
+        finally:
+            self.close()
+
+    def _iter_steps(self) -> Iterator[dict[str, Any]]:
+        """The step loop of :meth:`iter_steps`.
 
         Loss terms stay on the device: the host reads them every ``log_every`` steps (every
         step on a CPU, where reading is free) and at each epoch's end. Only then does
@@ -435,7 +509,7 @@ class Trainer:
             row["eval_plan"] = str(plan)
         self.epoch = epoch + 1
         self.history.append(row)
-        if self.out_dir is not None:
+        if self.run_folder is not None and self.writer:
             self.save(self.out_dir, row)
         barrier(self.world)  # no rank runs ahead of the checkpoint it may resume from
         self._emit("on_epoch", {"run": self.name, **row})
@@ -494,11 +568,41 @@ class Trainer:
                 "per_device_batch": -(-cfg.batch_size // self.world.size), "base_lr": self.base_lr,
                 "lr_scaling": cfg.lr_scaling, "reference_batch": cfg.reference_batch, "sync_bn": cfg.sync_bn}
 
-    def save(self, out_dir: str | Path, row: dict[str, Any] | None = None) -> Path:
-        """Write weights + meta atomically and append the epoch's metrics line."""
-        out_dir = Path(out_dir)
-        path = ckpt.save_checkpoint(out_dir, self.model, self.metadata(row), self.optimizer)
-        ckpt.save_method_state(out_dir, self.method.training_modules())
-        lines = "".join(json.dumps(r) + "\n" for r in self.history)
-        ckpt.atomic_write_text(out_dir / ckpt.METRICS_FILE, lines)
-        return path
+    def save(self, out_dir: str | Path | None = None, row: dict[str, Any] | None = None) -> Path:
+        """Commit the epoch: weights, optimizer, method parts, meta, metrics and extra files, together.
+
+        One :meth:`RunFolder.commit`: a kill or a full disk at any moment leaves either the
+        previous epoch or this one, never a mix. ``out_dir`` other than the run's own folder
+        takes that folder's lock for the one commit.
+        """
+        own = self.run_folder is not None and (out_dir is None or Path(out_dir) == self.out_dir)
+        if out_dir is None and not own:
+            raise TrainingError("this trainer has no run folder to save into")
+        files = ckpt.checkpoint_files(self.model, self.metadata(row), self.optimizer, self.method.training_modules())
+        files[ckpt.METRICS_FILE] = "".join(json.dumps(r) + "\n" for r in self.history).encode()
+        files.update(self.extra_files)
+        if own:
+            assert self.run_folder is not None
+            drop = RUN_FILES if self._drop_previous else ()
+            self.run_folder.commit(files, epoch=self.epoch, drop=drop)
+            self._drop_previous = False
+            return self.run_folder.path / ckpt.MODEL_FILE
+        with RunFolder(Path(str(out_dir)), writer=True) as other:
+            other.commit(files, epoch=self.epoch)
+        return Path(str(out_dir)) / ckpt.MODEL_FILE
+
+
+def _check_config(config: TrainConfig) -> None:
+    """Types and hard bounds of every setting, before anything is allocated."""
+    try:
+        check_train_config(config.to_dict())
+    except MetaError as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def _rank_from_env() -> int:
+    """This process' rank under torchrun (0 alone), before the process group exists."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
