@@ -15,13 +15,17 @@ training, an analysis) is a :class:`Job`:
   A job cancelled before its turn never runs.
 
 Signals are relayed into the GUI thread before they are emitted, so any callable may be
-connected. Nothing here sets torch's thread count: that happens once, at start-up
-(:func:`st_app.gui.app.configure_torch_threads`).
+connected. Python's cyclic garbage collector runs only in the GUI thread once jobs exist
+(:class:`MainThreadCollector`): a Qt object caught in a garbage cycle must never be destroyed in
+a worker, where its destructor would take Qt's locks and then wait for the GIL that the GUI
+thread, blocked on those locks, holds (a deadlock seen in PySide). Nothing here sets torch's
+thread count: that happens once, at start-up (:func:`st_app.gui.app.configure_torch_threads`).
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import inspect
 import itertools
 import queue
@@ -30,9 +34,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 
-__all__ = ["Job", "JobCancelled", "live_jobs", "run_in_thread", "shutdown_all"]
+__all__ = ["Job", "JobCancelled", "MainThreadCollector", "live_jobs", "run_in_thread", "shutdown_all"]
 
 
 class JobCancelled(Exception):
@@ -142,6 +146,37 @@ class Job(QObject):
         _LIVE.discard(self)
 
 
+class MainThreadCollector(QObject):
+    """Automatic garbage collection off; the GUI thread collects on a timer, generation by generation
+    as CPython would (after PyQt's well-known recipe)."""
+
+    _instance: MainThreadCollector | None = None
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 500) -> None:
+        super().__init__(parent)
+        self.threshold = gc.get_threshold()
+        gc.disable()
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.check)
+        self.timer.start(interval_ms)
+
+    @classmethod
+    def install(cls) -> None:
+        """Once per process, in the GUI thread (a no-op without a Qt application)."""
+        app = QCoreApplication.instance()
+        if cls._instance is None and app is not None and QThread.currentThread() is app.thread():
+            cls._instance = cls(app)
+
+    def check(self) -> None:
+        c0, c1, c2 = gc.get_count()
+        if c0 > self.threshold[0]:
+            gc.collect(0)
+            if c1 > self.threshold[1]:
+                gc.collect(1)
+                if c2 > self.threshold[2]:
+                    gc.collect(2)
+
+
 class _Lane(QThread):
     """A thread that runs the jobs queued on it, one after another."""
 
@@ -178,6 +213,7 @@ def run_in_thread(fn: Callable[..., Any], *args: Any, lane: str | None = None, w
     ``connect`` maps signal names (``yielded``, ``returned``, ``errored``, ``cancelled``,
     ``finished``) to callables, connected before the job can start.
     """
+    MainThreadCollector.install()
     job = Job(fn, args, kwargs, with_job, name or str(getattr(fn, "__name__", "job")))
     for signal, slot in (connect or {}).items():
         getattr(job, signal).connect(slot)
