@@ -13,8 +13,7 @@ def test_generator_yields_return_and_plain_errors(qtbot) -> None:  # noqa: ANN00
     seen: list = []
 
     def count(n: int):  # noqa: ANN202
-        for i in range(n):
-            yield i
+        yield from range(n)
         return "done"
 
     job = run_in_thread(count, 3, connect={"yielded": seen.append})
