@@ -242,7 +242,7 @@ class BlockGraphView(QGraphicsView):
     def set_presentation(self, on: bool) -> None:
         self._look.presentation = on
         for text in self._stage_labels:  # scene text follows the look too
-            text.setFont(self._look.font(15 if on else 13, bold=True))
+            text.setFont(self._look.font(14 if on else 13, bold=True))
         for item in self.scene().items():
             item.update()  # also re-renders the items' pixmap caches
         if self._importance_legend is not None and self._importance is not None:
