@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from . import tensorfile
+from .checkpoint_meta import RunInfo, run_info
 from .meta_schema import MetaError, check_meta
 from .models import ModelConfig, ResidualNet, model_from_config, recognise_state_dict
 from .runfolder import RunFolder, RunFolderError, RunView, describe_os_error, has_run, read_run
@@ -57,6 +58,11 @@ class Checkpoint:
     model: ResidualNet
     meta: dict[str, Any]
     path: Path
+
+    @property
+    def info(self) -> RunInfo:
+        """Method, data set, epoch and architecture, read from the metadata in one place."""
+        return run_info(self.meta)
 
     @property
     def id(self) -> str:

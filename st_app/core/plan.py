@@ -29,6 +29,7 @@ __all__ = [
     "ORDER_RULES",
     "PATH_RULES",
     "SubnetPlan",
+    "insertion_index",
     "ordered_space",
     "space_size",
     "parse_space",
@@ -335,11 +336,7 @@ class SubnetPlan:
         cur = list(self.stages[s])
         if block in cur:
             raise ValueError(f"{self.layout.unit_name} {block} is already in the plan")
-        if self.layout.order == "shape" and self.layout.shapes[block].changes_shape:
-            pos = 0
-        else:
-            pos = next((i for i, b in enumerate(cur) if b > block), len(cur))
-        cur.insert(pos, block)
+        cur.insert(insertion_index(self.layout, cur, block), block)
         return self._replace_stage(s, cur)
 
     def toggle(self, block: int) -> SubnetPlan:
@@ -387,6 +384,15 @@ class SubnetPlan:
             )
         return self.swap(block, cur[target])
 
+    def move_to(self, block: int, index: int) -> SubnetPlan:
+        """Run ``block`` at position ``index`` (0-based, clamped) among its group's running units."""
+        s = self.layout.stage_of(block)
+        if block not in self.stages[s]:
+            raise ValueError(f"{self.layout.unit_name} {block} is off; turn it on before moving it")
+        order = [b for b in self.stages[s] if b != block]
+        order.insert(max(0, min(int(index), len(order))), block)
+        return self._replace_stage(s, order)
+
     # ------------------------------------------------------------------ sampling
     @classmethod
     def sample(
@@ -399,6 +405,19 @@ class SubnetPlan:
         space = _check_space(layout, space)
         depths = [len(stage) - rng.choice(drops) for stage, drops in zip(layout.stages, space)]
         return cls.from_depths(layout, depths)
+
+
+def insertion_index(layout: NetLayout, order: Sequence[int], block: int) -> int:
+    """Where a unit that is not in ``order`` (one group's units, in run order) goes back in.
+
+    Under the ``shape`` order rule (ResNets) a shape-changing block goes first (nothing else
+    can run before it); any other unit goes before the first unit with a higher id, i.e. where
+    network order places it. ``restore`` and the app's block graph (which slots dropped units
+    among the running ones) share it.
+    """
+    if layout.order == "shape" and layout.shapes[block].changes_shape:
+        return 0
+    return next((i for i, b in enumerate(order) if b > block), len(order))
 
 
 def _check_space(layout: NetLayout, space: Sequence[Sequence[int]] | None) -> list[list[int]]:

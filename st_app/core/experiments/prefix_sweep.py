@@ -28,9 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from ..evaluate import BN_MODES, PlanResult, SweepResult, bn_state, running_stats
-from ..models import Op, ResidualNet
+from ..models import ResidualNet
 from ..plan import SubnetPlan, ordered_space
 from ..precision import active_precision, eval_batch_size
+from ..subnet_eval.ops import Op, op_bn_layers, plan_ops, run_op, start_recalibration
 from .common import Progress, ShouldStop
 
 __all__ = ["prefix_sweep", "tree_sweep", "tree_logits", "plan_ops", "op_bn_layers", "run_op", "count_tree_nodes"]
@@ -55,31 +56,6 @@ class _Node:
         self.children: dict[Op, _Node] = {}
         self.ends: list[int] = []  # unique plans whose last op is this node
         self.bn_saved: list[tuple[Tensor, ...]] | None = None
-
-
-def plan_ops(model: ResidualNet, plan: SubnetPlan) -> tuple[Op, ...]:
-    """The operations a plan's forward performs, in order (after the stem); the model's family defines them."""
-    return model.plan_ops(plan)
-
-
-def op_bn_layers(model: ResidualNet, op: Op | None) -> list[nn.modules.batchnorm._BatchNorm]:
-    """BN layers whose statistics an op's forward uses (None: the stem)."""
-    if op is None:
-        return [m for p in _stem_modules(model) for m in _bn_layers(p)]
-    return [m for mod in model.op_modules(op) for m in _bn_layers(mod)]
-
-
-def _stem_modules(model: ResidualNet) -> list[nn.Module]:
-    """Modules holding the stem's parameters (its BN layers are what recalibration resets)."""
-    ids = {id(p) for p in model.stem_parameters()}
-    return [m for m in model.modules() if any(id(p) in ids for p in m.parameters(recurse=False))]
-
-
-def run_op(model: ResidualNet, op: Op | None, x: Tensor) -> Tensor:
-    """One operation of a plan's forward (None: the stem), as ``model.forward`` runs it."""
-    if op is None:
-        return model.forward_stem(x)
-    return model.run_op(op, x)
 
 
 def _group_key(plan: SubnetPlan) -> tuple[int, ...]:
@@ -122,10 +98,6 @@ def count_tree_nodes(model: ResidualNet, plans: Sequence[SubnetPlan], *, bn: str
     return sum(count(g) for g in _build_groups(model, list(dict.fromkeys(plans)), _grouped(bn, n_chunks)))
 
 
-def _bn_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
 class _Engine:
     def __init__(self, model: ResidualNet) -> None:
         self.model = model
@@ -150,9 +122,7 @@ class _Engine:
         node.bn_saved = [tuple(t.clone() for t in running_stats(m)) for m in self.bns(node.op)]
 
     def reset(self, node: _Node) -> None:
-        for m in self.bns(node.op):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average, as recalibrate_bn
+        start_recalibration(self.bns(node.op))  # cumulative average, as recalibrate_bn
 
 
 def _tree_evaluate(
