@@ -34,9 +34,17 @@ def _input_sides(model, method, side, steps=3, seed=0):
     return seen
 
 
-def test_total_stride_of_the_two_families():
+def test_total_stride_of_every_family():
+    from st_app.core.models import ModelConfig, model_from_config
+
+    def empty(arch, size):  # no weights needed to know a stride
+        return model_from_config(ModelConfig(arch, 10, 3, size), empty=True)
+
     assert total_stride(build_model("resnet20", 10, 1, 8)) == 4
     assert total_stride(build_model("resnet18", 10, 3, 224)) == 32
+    expected = {"wrn-28-10": 4, "densenet-bc-100": 4, "densenet121": 32, "vit-micro": 2, "vit_b_16": 16,
+                "resnext50_32x4d": 32}
+    assert {arch: total_stride(empty(arch, 224)) for arch in expected} == expected
 
 
 def test_8px_inputs_are_not_shrunk(tiny_model):

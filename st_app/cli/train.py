@@ -17,7 +17,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     from ..core.data import DATASETS
     from ..core.methods import METHODS
-    from ..core.models import ARCHITECTURES
+    from ..core.models import ARCHITECTURES, GRANULARITIES
 
     t = sub.add_parser("train", help="train a model (CT, ST, ST++ or stochastic depth)",
                        description="Train a residual network and write a run folder (model.safetensors, "
@@ -28,6 +28,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="download the data set if it is not in --data-dir")
     t.add_argument("--image-size", type=bounded_int("image-size"), default=None,
                    help="resize imagefolder images to this size (default 32)")
+    t.add_argument("--vit-granularity", default="block", choices=GRANULARITIES,
+                   help="vision transformers: a plan unit is a whole block or each residual half (default block)")
     t.add_argument("--method", default="st", choices=METHODS, help="training scheme (default st)")
     t.add_argument("--epochs", type=bounded_int("epochs"), default=None,
                    help="epochs (default 30; with --resume: extend the run)")
@@ -175,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
             model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs or 30,
             batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
             seed=args.seed, device=args.device, bn_reestimate=args.bn_reestimate,
-            data_dir=args.data_dir, image_size=args.image_size, precision=args.precision, compile=args.compile,
+            data_dir=args.data_dir, image_size=args.image_size, granularity=args.vit_granularity,
+            precision=args.precision, compile=args.compile,
             lr_scaling=args.lr_scaling, reference_batch=args.reference_batch, sync_bn=args.sync_bn,
             log_every=args.log_every or 0, data_in_memory=args.data_in_memory, data_workers=args.data_workers,
             val_resize=args.val_resize, val_crop=args.val_crop, color_jitter=args.color_jitter, lighting=args.lighting,
@@ -184,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_device(args.device)  # an unknown device fails before the data set loads
         data = open_training_data(config, download=args.download)
-        layout = build_model(args.model, data.num_classes, data.in_channels, data.image_size).layout
+        layout = build_model(args.model, data.num_classes, data.in_channels, data.image_size,
+                             granularity=args.vit_granularity).layout
         config.method_options = _method_options(args, layout)
         trainer = Trainer(config, data=data, out_dir=out, events=[progress])
     # command.txt is one more file of each epoch's commit: it appears with the first saved epoch

@@ -68,6 +68,7 @@ class TrainConfig:
     bn_reestimate_images: int = 2000
     data_dir: str | None = None
     image_size: int | None = None
+    granularity: str = "block"  # plan unit of a vision transformer: "block" or "half"
     # speed and scale (issue 11): none of these changes what is computed beyond rounding
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 autocast on CUDA, fp32 elsewhere)
     compile: bool = False  # torch.compile each block (minutes of compilation, once)
@@ -220,7 +221,8 @@ class Trainer:
         self.data: DataSource = (data or open_training_data(config, self.device.type)).to(self.device)
         torch.manual_seed(config.seed)
         if model is None:
-            model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size)
+            model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size,
+                                granularity=config.granularity)
         self._check_model(model)
         self.model = model.to(self.device)
         self.method: Method = method or make_method(config.method, **config.method_options)
