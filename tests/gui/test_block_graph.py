@@ -8,15 +8,16 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor
 
-from st_app.core.models import build_model
+from st_app.core.models import ModelConfig, model_from_config
 from st_app.core.plan import SubnetPlan
 from st_app.gui.explore.block_graph import BlockGraphView, NetworkInfo, display_order
 from st_app.gui.explore.graph_items import BOX_H, BOX_X, IMPORTANCE_FLOOR, NA_COLOR, format_drop, importance_color
 
 
-def _info(arch: str = "resnet20", **kw) -> NetworkInfo:  # noqa: ANN003
+def _info(arch: str = "resnet20", granularity: str = "block", **kw) -> NetworkInfo:  # noqa: ANN003
     kw = {"num_classes": 10, "in_channels": 1, "image_size": 8, **kw}
-    return NetworkInfo.from_model(build_model(arch, **kw))
+    config = ModelConfig(arch, kw["num_classes"], kw["in_channels"], kw["image_size"], granularity)
+    return NetworkInfo.from_model(model_from_config(config, empty=True))  # shapes only: no weights
 
 
 @pytest.fixture
@@ -144,9 +145,21 @@ def test_small_drag_is_a_click(qtbot, view) -> None:  # noqa: ANN001
         qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
 
 
-@pytest.mark.parametrize("arch,blocks,rows", [("resnet56", 27, 3), ("resnet110", 54, 6), ("resnet50", 16, 4)])
-def test_deep_networks_wrap_into_rows_and_fit(view, arch, blocks, rows) -> None:  # noqa: ANN001
-    kw = {"image_size": 32, "in_channels": 3} if arch == "resnet50" else {}
+IMAGENET = {"image_size": 224, "in_channels": 3}
+
+
+@pytest.mark.parametrize("arch,blocks,rows,kw", [
+    ("resnet56", 27, 3, {}), ("resnet110", 54, 3, {}), ("resnet50", 16, 2, IMAGENET),
+    ("densenet-bc-40", 18, 2, {}), ("densenet121", 58, 4, IMAGENET), ("densenet264", 130, 6, IMAGENET),
+    ("vit-micro", 6, 2, {}), ("vit_h_14", 32, 4, IMAGENET)])
+@pytest.mark.parametrize("presentation", [False, True])
+def test_deep_networks_wrap_into_rows_fit_and_stay_legible(view, arch, blocks, rows, kw,  # noqa: ANN001
+                                                            presentation) -> None:
+    """A long group (densenet264: 64 layers in one block; vit_h_14: 32 blocks) wraps into rows; fitted
+    at the size of the block graph in a 1280x720 window, every box's number shows >= 10 px tall
+    (labels grow when the fitted graph is small; 12 px down to resnet110, 10.4 px for densenet264)."""
+    view.resize(1230, 380)
+    view.set_presentation(presentation)
     view.set_network(_info(arch, **kw))
     items = view.block_items()
     assert len(items) == blocks
@@ -155,6 +168,7 @@ def test_deep_networks_wrap_into_rows_and_fit(view, arch, blocks, rows) -> None:
     # everything visible after fitting
     visible = view.mapToScene(view.viewport().rect()).boundingRect()
     assert visible.adjusted(-2, -2, 2, 2).contains(view.scene().itemsBoundingRect())
+    assert view.label_px() >= 10, (view.zoom(), view.label_px())
     z = view.zoom()
     view.zoom_in()
     assert view.zoom() == pytest.approx(z * 1.2)
