@@ -201,24 +201,29 @@ class Session(QObject):
         ``data_dir``) is used only once :attr:`confirm_data_path` said yes (asked once per
         location and session): a checkpoint from elsewhere must not make the app read a path it chose.
         """
-        from st_app.core.meta_schema import FOLDER_PREFIXES, MetaError, recorded_dataset
+        from st_app.core.meta_schema import MetaError, recorded_dataset
 
         info = ck.info
-        if not info.dataset:
-            return None, "no data set is recorded in this checkpoint"
-        folder = info.dataset.lower().startswith(FOLDER_PREFIXES)
-        recorded = info.dataset.partition(":")[2] if folder else info.data_dir
-        allowed = False
-        if recorded:
-            allowed = recorded in self._confirmed_paths or (
-                self.confirm_data_path is not None and bool(self.confirm_data_path(Path(ck.path), recorded)))
-            if allowed:
-                self._confirmed_paths.add(recorded)
         try:
-            name, data_dir = recorded_dataset(ck.meta, None, None, allow_recorded_paths=allowed)
+            recorded_use = recorded_dataset(ck.meta, None, None, allow_recorded_paths=True)
         except MetaError:
-            return None, (f"the checkpoint records the image folder {recorded!r}; recorded paths are used only "
-                          "when you confirm them (open the checkpoint again to be asked)")
+            return None, "no data set is recorded in this checkpoint"
+        chosen: tuple[str, str | None] | None
+        try:
+            chosen = recorded_dataset(ck.meta, None, None, allow_recorded_paths=False)
+        except MetaError:
+            chosen = None  # an image folder: only its recorded path names the data
+        if recorded_use != chosen:  # the checkpoint names a location: ask first (once per location)
+            recorded = recorded_use[1] or recorded_use[0].partition(":")[2]
+            if recorded in self._confirmed_paths or (
+                    self.confirm_data_path is not None and self.confirm_data_path(Path(ck.path), recorded)):
+                self._confirmed_paths.add(recorded)
+                chosen = recorded_use
+            elif chosen is None:
+                return None, (f"the checkpoint records the image folder {recorded!r}; recorded paths are used only "
+                              "when you confirm them (open the checkpoint again to be asked)")
+        assert chosen is not None
+        name, data_dir = chosen
         key = (name, data_dir, info.image_size)
         data = self._datasets.get(key)
         if data is None:

@@ -77,7 +77,7 @@ class Pass:
 
 
 #: what the card says when a model keeps no running statistics (both BN settings are the same number)
-NO_RUNNING_STATS = "no BatchNorm statistics: both BN settings are equal"
+NO_RUNNING_STATS = "no BatchNorm: both settings equal"
 
 
 def passes(bn: str, n_test: int, running_stats: bool = True) -> list[Pass]:

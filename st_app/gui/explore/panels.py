@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
@@ -163,10 +163,45 @@ class AccuracyCard(QFrame):
         self.reference.setText(text)
 
 
+class FitLabel(QLabel):
+    """A label that takes the room its layout leaves and shows the longest of its wordings that
+    fits there (nothing when none does), so it never pushes or cuts its neighbours."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.variants: tuple[str, ...] = ()
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def set_variants(self, variants: tuple[str, ...]) -> None:
+        self.variants = tuple(variants)
+        self._fit()
+
+    def _fit(self) -> None:
+        fm = self.fontMetrics()
+        text = next((t for t in self.variants if fm.horizontalAdvance(t) + 2 <= self.width()), "")
+        if text != self.text():
+            self.setText(text)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001
+        super().resizeEvent(event)
+        self._fit()
+
+    def changeEvent(self, event) -> None:  # noqa: ANN001 - another font (presentation mode): another wording
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit()
+
+
 class AccuracyPanel(QGroupBox):
     """CT and ST cards side by side, the BN switch and the ST − CT gap."""
 
     bnModeChanged = Signal(str)
+    #: what the BN row says when the models keep no running statistics, longest first
+    BN_NOTES = ("no BatchNorm in these models: both settings give the same numbers",
+                "no BatchNorm: both settings equal", "(equal: no BatchNorm)")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Accuracy of this sub-network (test set)", parent)
@@ -188,22 +223,20 @@ class AccuracyPanel(QGroupBox):
         self.bn_combo.setToolTip(BN_TOOLTIP)
         self.bn_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never elided
         self.bn_combo.currentIndexChanged.connect(lambda _i: self.bnModeChanged.emit(self.bn_mode()))
-        self.bn_note = QLabel("(equal here)")
+        self.bn_note = FitLabel()
         self.bn_note.setObjectName("bnNote")
         self.bn_note.setToolTip(
             "These models keep no running statistics (a transformer's LayerNorm normalises each token by its "
             "own mean and variance, in training and at evaluation alike). A sub-net's accuracy is then a "
             "property of the weights alone: 'main network' and 'recalibrated' give the same numbers, and what "
             "remains of loafing is in the weights, not in mismatched statistics.")
-        self.bn_note.hide()
         self.gap = QLabel("")
         self.gap.setObjectName("gapLabel")
         self.gap.setToolTip("Sub-net accuracy of ST minus that of CT, in percentage points, for the current plan.")
         self.gap.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         row.addWidget(self.bn_label)
         row.addWidget(self.bn_combo)
-        row.addWidget(self.bn_note)
-        row.addStretch(1)
+        row.addWidget(self.bn_note, 1)
         row.addWidget(self.gap)
         lay.addLayout(row)
 
@@ -212,7 +245,7 @@ class AccuracyPanel(QGroupBox):
 
     def set_running_statistics(self, uses: bool) -> None:
         """False: the loaded models have no BatchNorm, so both BN settings give the same numbers (say so)."""
-        self.bn_note.setVisible(not uses)
+        self.bn_note.set_variants(() if uses else self.BN_NOTES)
 
     def set_bn_mode(self, mode: str) -> None:
         idx = self.bn_combo.findData(mode)
