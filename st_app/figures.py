@@ -41,8 +41,10 @@ __all__ = [
 ]
 
 COLORS = {"ct": "#E69F00", "st": "#0072B2", "stpp": "#009E73", "sd": "#CC79A7", "alone": "#4D4D4D",
+          "layersup": "#D55E00", "stagesup": "#F0E442", "selfdistill": "#999999",
           "main": "#4D4D4D", "subnets": "#56B4E9"}
 LABELS = {"ct": "CT", "st": "ST", "stpp": "ST++", "sd": "Stoch. depth", "alone": "trained alone",
+          "layersup": "CT + layer sup.", "stagesup": "CT + stage sup.", "selfdistill": "Self-distill.",
           "within_ct": "inside CT", "within_st": "inside ST", "main": "main net",
           "subnets": "all sub-nets (mean +- std)"}
 _SPARE = ["#D55E00", "#56B4E9", "#000000", "#F0E442"]

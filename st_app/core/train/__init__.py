@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .trainer import (
+    DATA_RECIPE_FIELDS,
     TrainConfig,
     TrainControl,
     Trainer,
@@ -13,6 +14,7 @@ from .trainer import (
 )
 
 __all__ = [
+    "DATA_RECIPE_FIELDS",
     "TrainConfig",
     "TrainControl",
     "TrainEvents",

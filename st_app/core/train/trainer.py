@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,22 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
-    bn_reestimate: bool = False
+    # None: the method's default (on for stpp, as the authors' trainer; off otherwise);
+    # the Trainer writes the resolved value back, so meta.json records what ran
+    bn_reestimate: bool | None = None
     bn_reestimate_images: int = 2000
     data_dir: str | None = None
     image_size: int | None = None
+    min_lr: float = 0.0  # floor of the per-step cosine (the authors' --min_lr: lr x min_lr_coef)
+    fc_init_std: float | None = None  # None: the model's init; 0.01: N(0, 0.01), bias 0 (authors)
+    # Data recipe of image files (the authors' ImageNet loader); applied by the streaming data
+    # pipeline, which the in-memory data sets do not go through (see _check_data_recipe).
+    train_crop: int | None = None
+    val_resize: int | None = None
+    val_crop: int | None = None
+    color_jitter: float = 0.0
+    lighting: float = 0.0
+    recipe: str | None = None  # the --recipe preset this config came from, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +121,28 @@ class TrainControl:
                 return
 
 
+DATA_RECIPE_FIELDS = ("train_crop", "val_resize", "val_crop", "color_jitter", "lighting")
+
+
+def _check_data_recipe(config: TrainConfig) -> None:
+    """The image-file data recipe needs the streaming loader; say so instead of ignoring it."""
+    used = [f for f in DATA_RECIPE_FIELDS if getattr(config, f)]
+    if used:
+        raise TrainingError(
+            f"{', '.join(used)} (the authors' ImageNet data recipe) act on images decoded from files, which "
+            "this build's in-memory data sets do not do; they are recorded by --print-config but cannot be "
+            "trained with here"
+        )
+
+
+def _init_classifier(model: torch.nn.Module, std: float) -> None:
+    """The authors' classifier init: weight ~ N(0, std), bias 0 (the network's last linear layer)."""
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    torch.nn.init.normal_(linear.weight, 0.0, std)
+    if linear.bias is not None:
+        torch.nn.init.zeros_(linear.bias)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; an unavailable choice is an error."""
     name = (name or "auto").lower()
@@ -163,13 +197,20 @@ class Trainer:
         self.device = resolve_device(config.device)
         if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
             raise TrainingError("epochs and batch size must be at least 1 and the learning rate positive")
+        if not config.min_lr >= 0:
+            raise TrainingError(f"min_lr must not be negative, got {config.min_lr}")
+        _check_data_recipe(config)
         self.data = (data or load_dataset(config.dataset, config.data_dir, image_size=config.image_size)).to(self.device)
         torch.manual_seed(config.seed)
         if model is None:
             model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size)
+            if config.fc_init_std is not None:
+                _init_classifier(model, config.fc_init_std)
         self._check_model(model)
         self.model = model.to(self.device)
         self.method: Method = method or make_method(config.method, **config.method_options)
+        if config.bn_reestimate is None:
+            self.config = config = replace(config, bn_reestimate=self.method.default_bn_reestimate())
         self.method.prepare(self.model)
         extra = self.method.training_modules()
         params = list(self.model.parameters())
@@ -237,8 +278,9 @@ class Trainer:
 
     # --------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
-        """Cosine decay per step from the base rate to zero."""
-        return 0.5 * self.config.lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps)))
+        """Cosine decay per step from the base rate to zero, held at ``min_lr`` from below."""
+        cosine = 0.5 * self.config.lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps)))
+        return max(cosine, self.config.min_lr)
 
     def _emit(self, kind: str, info: dict[str, Any]) -> None:
         for ev in self.events:
