@@ -211,8 +211,27 @@ def _print_config(config: Any, args: argparse.Namespace) -> int:
     out = {"recipe": config.recipe,
            "authors_flags": {n: RECIPES[n].authors_flags for n in names if n in RECIPES},
            "config": resolved, "method": method.describe(), "notes": notes}
-    print(json.dumps(out, indent=2, default=str))
+    print(_dumps(out))
     return 0
+
+
+def _dumps(obj: Any) -> str:
+    """Indented JSON with lists of numbers (spaces, constants) kept on one line."""
+    compact: dict[str, str] = {}
+
+    def fold(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: fold(x) for k, x in v.items()}
+        if isinstance(v, list) and all(isinstance(x, (int, float, list)) and not isinstance(x, bool) for x in v):
+            key = f"@@{len(compact)}@@"
+            compact[key] = json.dumps(v)
+            return key
+        return v
+
+    text = json.dumps(fold(obj), indent=2, default=str)
+    for key, value in compact.items():
+        text = text.replace(f'"{key}"', value)
+    return text
 
 
 class _Progress:
