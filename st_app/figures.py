@@ -26,6 +26,7 @@ __all__ = [
     "COLORS",
     "Chart",
     "compare_charts",
+    "depth_charts",
     "draw_bars",
     "draw_histogram",
     "draw_lines",
@@ -42,7 +43,7 @@ __all__ = [
 
 COLORS = {"ct": "#E69F00", "st": "#0072B2", "stpp": "#009E73", "sd": "#CC79A7", "alone": "#4D4D4D",
           "layersup": "#D55E00", "stagesup": "#F0E442", "selfdistill": "#999999",
-          "main": "#4D4D4D", "subnets": "#56B4E9"}
+          "main": "#4D4D4D", "subnets": "#56B4E9", "within_ct": "#E69F00", "within_st": "#0072B2"}
 LABELS = {"ct": "CT", "st": "ST", "stpp": "ST++", "sd": "Stoch. depth", "alone": "trained alone",
           "layersup": "CT + layer sup.", "stagesup": "CT + stage sup.", "selfdistill": "Self-distill.",
           "within_ct": "inside CT", "within_st": "inside ST", "main": "main net",
@@ -139,40 +140,47 @@ class _Figure:
         self.widget.resizeEvent(None)  # apply the size to the scene without showing the widget
         self.plot = self.widget.addPlot()
 
-    def save(self, stem: str | Path) -> list[Path]:
+    def save(self, stem: str | Path, overwrite: bool = True) -> list[Path]:
         self.pg.QtWidgets.QApplication.processEvents()
         try:
-            return save_scene(self.widget.scene(), stem, self.widget.width())
+            return save_scene(self.widget.scene(), stem, self.widget.width(), overwrite=overwrite)
         finally:
             self.widget.close()
             self.widget.deleteLater()
 
 
-def save_charts(charts: Sequence[Chart], stem: str | Path) -> list[Path]:
+def save_charts(charts: Sequence[Chart], stem: str | Path, *, overwrite: bool = True) -> list[Path]:
     """Write each chart as ``<stem><key>.png`` and ``.svg``, off screen."""
     stem = Path(stem)
     out: list[Path] = []
     for chart in charts:
         fig = _Figure()
         chart.render(fig.plot)
-        out += fig.save(stem.with_name(stem.name + chart.key))
+        out += fig.save(stem.with_name(stem.name + chart.key), overwrite=overwrite)
     return out
 
 
-def save_scene(scene: Any, stem: str | Path, width: int) -> list[Path]:
-    """PNG (at ``SCALE`` x ``width``) and SVG of a live pyqtgraph scene (the app's Save buttons)."""
+def save_scene(scene: Any, stem: str | Path, width: int, *, overwrite: bool = True) -> list[Path]:
+    """PNG (at ``SCALE`` x ``width``) and SVG of a live pyqtgraph scene (the app's Save buttons).
+
+    Each file is written under a temporary name and renamed (:func:`st_app.core.safeio.atomic_output`).
+    """
     from pyqtgraph.exporters import ImageExporter
 
+    from .core.safeio import OutputError, atomic_output
+
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    exporter = ImageExporter(scene)
-    exporter.parameters()["width"] = int(width * SCALE)
-    exporter.export(str(png))
-    _export_svg(scene, svg)
-    for path in (png, svg):
-        if not path.exists() or path.stat().st_size == 0:
-            raise OSError(f"could not write the figure {path}")
+    with atomic_output(png, force=overwrite, what="figure", suffix=".png") as tmp:
+        exporter = ImageExporter(scene)
+        exporter.parameters()["width"] = int(width * SCALE)
+        exporter.export(str(tmp))
+        if tmp.stat().st_size == 0:
+            raise OutputError(f"could not write the figure {png}")
+    with atomic_output(svg, force=overwrite, what="figure", suffix=".svg") as tmp:
+        _export_svg(scene, tmp)
+        if tmp.stat().st_size == 0:
+            raise OutputError(f"could not write the figure {svg}")
     return [png, svg]
 
 
@@ -403,8 +411,32 @@ def compare_charts(report: Mapping[str, Any]) -> list[Chart]:
                   lambda p: draw_bars(p, cats, series, errors=errors, colors=colors))]
 
 
-_CHARTS = {"importance": importance_charts, "loafing": loafing_charts, "subnets": subnets_charts, "robustness": robustness_charts,
-           "compare": compare_charts}
+def depth_charts(report: Mapping[str, Any]) -> list[Chart]:
+    """Figure 2's trend, per BN setting: the smallest sub-net alone vs inside CT and ST over depth,
+    and every ordered sub-net's mean +- std over depth."""
+    rows = report["rows"]
+    x = [float(r["blocks"]) for r in rows]
+    ticks = [(float(r["blocks"]), r["model"]) for r in rows]
+    charts = []
+    for mode in report["bn"]:
+        smallest: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]] = {
+            "alone": (x, [report["alone"]["accuracy"]] * len(rows), None)}
+        bands: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]] = {}
+        for method in report["methods"]:
+            smallest[f"within_{method}"] = (x, [r["smallest"][method][mode] for r in rows], None)
+            bands[method] = (x, [r["subnets"][method][mode]["mean"] for r in rows],
+                             [r["subnets"][method][mode]["std"] for r in rows])
+        charts.append(Chart(f"_smallest_{mode}", f"Smallest sub-net {report['smallest_plan']}: alone vs inside "
+                            f"(BN: {mode})", "depth (residual blocks)", "accuracy (%)",
+                            lambda p, s=smallest: draw_lines(p, s, xticks=ticks, legend="bottom-left")))
+        charts.append(Chart(f"_subnets_{mode}", f"All ordered sub-nets, mean +- std (BN: {mode})",
+                            "depth (residual blocks)", "accuracy (%)",
+                            lambda p, b=bands: draw_lines(p, b, xticks=ticks, legend="bottom-left")))
+    return charts
+
+
+_CHARTS = {"importance": importance_charts, "loafing": loafing_charts, "subnets": subnets_charts,
+           "robustness": robustness_charts, "compare": compare_charts, "depth": depth_charts}
 
 
 def report_charts(report: Mapping[str, Any]) -> list[Chart]:
@@ -412,17 +444,21 @@ def report_charts(report: Mapping[str, Any]) -> list[Chart]:
     return _CHARTS[report["analysis"]](report)
 
 
-def save_report(report: dict[str, Any], out: str | Path, started: float | None = None) -> Path:
+def save_report(report: dict[str, Any], out: str | Path, started: float | None = None, *,
+                overwrite: bool = True) -> Path:
     """A complete report folder: the figures, then ``<analysis>.csv`` and ``.json`` (naming them).
 
-    What ``python -m st_app analyze`` and the app's Save report both write.
+    What ``python -m st_app analyze`` and the app's Save report both write. Existing files are
+    replaced only with ``overwrite`` (see :mod:`st_app.core.safeio`).
     """
     from .core.experiments.reports import write_report
+    from .core.safeio import check_output_folder
 
-    figures = report_figures(report, Path(out) / report["analysis"])
-    return write_report(report, out, figures, started=started)
+    out = check_output_folder(out, what="report folder")
+    figures = report_figures(report, out / report["analysis"], overwrite=overwrite)
+    return write_report(report, out, figures, started=started, overwrite=overwrite)
 
 
-def report_figures(report: Mapping[str, Any], stem: str | Path) -> list[Path]:
+def report_figures(report: Mapping[str, Any], stem: str | Path, *, overwrite: bool = True) -> list[Path]:
     """PNG + SVG of every chart of a report, named ``<stem><key>``."""
-    return save_charts(report_charts(report), stem)
+    return save_charts(report_charts(report), stem, overwrite=overwrite)

@@ -27,3 +27,24 @@ def tiny_model():
 
     torch.manual_seed(0)
     return build_model("resnet20", num_classes=10, in_channels=1, image_size=8)
+
+
+def _rewrite_run_file(run, name, data):
+    """Replace one file of a run folder and re-sign manifest.json, as a crafted (not a damaged)
+    run folder would be: the loader's own checks, not the checksum, must then catch it."""
+    import hashlib
+    import json
+
+    path = Path(run) / name
+    data = data.encode() if isinstance(data, str) else data
+    path.write_bytes(data)
+    manifest_path = Path(run) / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        manifest_path.write_text(json.dumps(manifest))
+
+
+@pytest.fixture
+def rewrite_run_file():
+    return _rewrite_run_file

@@ -25,18 +25,18 @@ def test_round_trip_folder_and_lone_file(tiny_model, tmp_path):
     assert again.model.config == tiny_model.config and again.meta["epoch"] == 3
 
 
-def test_architecture_and_shape_mismatch_is_named(tiny_model, tmp_path):
+def test_architecture_and_shape_mismatch_is_named(tiny_model, tmp_path, rewrite_run_file):
     save_checkpoint(tmp_path / "run", tiny_model, {})
     with pytest.raises(CheckpointError, match="holds a resnet20, not the requested resnet32"):
         load_checkpoint(tmp_path / "run", arch="resnet32")
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     meta["model"]["in_channels"] = 3
-    (tmp_path / "run" / "meta.json").write_text(json.dumps(meta))
+    rewrite_run_file(tmp_path / "run", "meta.json", json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"conv1.weight has shape \[16, 1, 3, 3\] in the file but \[16, 3, 3, 3\]"):
         load_checkpoint(tmp_path / "run")
     meta["model"]["arch"] = "resnet32"
     meta["model"]["in_channels"] = 1
-    (tmp_path / "run" / "meta.json").write_text(json.dumps(meta))
+    rewrite_run_file(tmp_path / "run", "meta.json", json.dumps(meta))
     with pytest.raises(CheckpointError, match="does not match resnet32: missing"):
         load_checkpoint(tmp_path / "run")
 
@@ -52,9 +52,12 @@ def test_corrupt_weights_give_one_clear_error(tiny_model, tmp_path, damage):
     assert "\n" not in str(err.value) and "model.safetensors" in str(err.value)
 
 
-def test_corrupt_json_and_missing_files(tiny_model, tmp_path):
+def test_corrupt_json_and_missing_files(tiny_model, tmp_path, rewrite_run_file):
     save_checkpoint(tmp_path / "run", tiny_model, {})
     (tmp_path / "run" / "meta.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="meta.json does not match its sha256 in manifest.json"):
+        load_checkpoint(tmp_path / "run")
+    rewrite_run_file(tmp_path / "run", "meta.json", "{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_checkpoint(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not found"):

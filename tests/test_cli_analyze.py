@@ -78,12 +78,12 @@ def test_robustness_json_and_errors(runs, tmp_path, capsys):
     for key in ("delete_k", "swap_k"):
         assert [r["k"] for r in rep[key]["ct"]] == [1, 2] and {"k", "mean", "std"} <= set(rep[key]["st"][0])
     again = _json(capsys, "robustness", "--ct", runs / "ct", "--st", runs / "st", "--out", out, "--max-k", 2,
-                  "--repeats", 3, "--seed", 5)
+                  "--repeats", 3, "--seed", 5, "--force")  # replacing a report needs --force
     assert again["draws"] == rep["draws"] and again["delete_k"] == rep["delete_k"]
     assert (out / "robustness.csv").read_text().startswith("experiment,model,block_or_k")
     _assert_figures(rep, 3)
     code, stdout, err = _run(capsys, "robustness", "--ct", runs / "ct", "--st", runs / "st", "--out", out,
-                             "--max-k", 10)
+                             "--max-k", 10, "--force")
     assert code == 2 and stdout == ""
     assert err.strip().count("\n") == 0 and "cannot delete k=10 blocks" in err and "9 deletable" in err
 
@@ -133,7 +133,7 @@ def test_compare_in_process_json_table_and_figure(tmp_path, capsys):
     assert {"bn", "seed", "n_images", "calib_images"} <= set(rep)
     assert (tmp_path / "compare.csv").read_text().splitlines()[0].startswith("method,seconds,")
     _assert_figures(rep, 1)
-    code, _, err = _run(capsys, "compare", "--dataset", SYNTH, "--methods", "ct,xx", "--out", tmp_path)
+    code, _, err = _run(capsys, "compare", "--dataset", SYNTH, "--methods", "ct,xx", "--out", tmp_path, "--force")
     assert code == 2 and "unknown method 'xx'" in err and err.strip().count("\n") == 0
 
 

@@ -38,9 +38,9 @@ def test_the_ladder_sets_exactly_the_authors_flags():
     for name, (method, opts) in expected.items():
         config, m, o = resolve_recipe(name)
         assert (m, o) == (method, opts) and config["epochs"] == 200 and config["bn_reestimate"] is True
-        assert config["recipe"] == name and "train_crop" not in config
+        assert config["recipe"] == name and "image_size" not in config
     config, m, o = resolve_recipe("st++")
-    assert m == "stpp" and o["space"] == "space3" and "train_crop" not in config
+    assert m == "stpp" and o["space"] == "space3" and "image_size" not in config
     # ST++'s rung is stpp's defaults: the same method either way
     model = build_model("resnet50", 10, 3, 64)
     a, b = make_method(m, **o), make_method("stpp")
@@ -53,7 +53,7 @@ def test_the_imagenet_recipe_and_combinations():
     config, m, _ = resolve_recipe("imagenet-r50")
     assert m == "stpp" and config["recipe"] == "imagenet-r50"
     for key, value in {"model": "resnet50", "batch_size": 512, "lr": 0.2, "weight_decay": 1e-4, "epochs": 200,
-                       "train_crop": 200, "val_resize": 240, "val_crop": 224, "color_jitter": 0.4, "lighting": 0.1,
+                       "image_size": 200, "val_resize": 240, "val_crop": 224, "color_jitter": 0.4, "lighting": 0.1,
                        "fc_init_std": 0.01, "nesterov": True, "momentum": 0.9, "bn_reestimate": True}.items():
         assert config[key] == value, key
     config, m, o = resolve_recipe("imagenet-r50,st+kl-")
@@ -88,7 +88,7 @@ def test_flags_override_the_recipe_and_are_checked(capsys, tmp_path):
         (["--method", "stpp", "--space", "space5", "--out", str(tmp_path / "r")], "space5 is defined only"),
         (["--method", "st"], "--out is required"),
         (["--recipe", "imagenet-r50", "--dataset", "synthetic:3,8,10,16,8", "--out", str(tmp_path / "r")],
-         "in-memory data sets"),
+         "held in memory"),
     ]
     for args, message in cases:
         proc = _cli(capsys, "train", *args)
@@ -112,8 +112,8 @@ def test_trainer_options(tmp_path):
     assert meta["method"]["space_name"] == "space3" and meta["method"]["main_ce"] == "normalised"
     off = Trainer(TrainConfig(dataset=SYN, method="stpp", epochs=1, batch_size=32, device="cpu", bn_reestimate=False))
     assert off.config.bn_reestimate is False
-    with pytest.raises(TrainingError, match="in-memory"):
-        Trainer(TrainConfig(dataset=SYN, epochs=1, device="cpu", train_crop=200))
+    with pytest.raises(TrainingError, match="held in memory"):
+        Trainer(TrainConfig(dataset=SYN, epochs=1, device="cpu", val_resize=240))
     with pytest.raises(TrainingError, match="min_lr"):
         Trainer(TrainConfig(dataset=SYN, epochs=1, device="cpu", min_lr=-1))
 
@@ -132,3 +132,30 @@ def test_kl_ramps_and_sampling_begin_epoch(tiny_model):
     assert late.draw(tiny_model, x, random.Random(0)).subnets == []
     late.begin_epoch(2, 5)
     assert len(late.draw(tiny_model, x, random.Random(0)).subnets) == 6
+
+
+def test_the_imagenet_recipe_trains_on_a_streamed_folder(capsys, tmp_path):
+    """The data recipe (val resize / crop, jitter, lighting) reaches streamed images; all is recorded."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 3)):
+        for c, name in enumerate(("ant", "bee")):
+            folder = tmp_path / "imgs" / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                img = rng.integers(0, 60, (24, 24, 3), dtype=np.uint8)
+                img[..., c] += 150
+                Image.fromarray(img).save(folder / f"{i}.JPEG")
+    out = tmp_path / "run"
+    proc = _cli(capsys, "train", "--recipe", "imagenet-r50", "--dataset", f"imagenet:{tmp_path / 'imgs'}",
+                "--model", "resnet20", "--image-size", "16", "--val-resize", "20", "--val-crop", "16", "--epochs", "1",
+                "--batch-size", "6", "--data-workers", "0", "--subnets", "2", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    c = meta["config"]
+    assert (c["recipe"], c["color_jitter"], c["lighting"], c["val_resize"], c["fc_init_std"]) == \
+        ("imagenet-r50", 0.4, 0.1, 20, 0.01)
+    assert c["bn_reestimate"] is True and c["lr"] == 0.2 and meta["method"]["name"] == "stpp"
+    assert meta["method"]["n_subnets"] == 2 and meta["method"]["renorm_mean"] == [0.485, 0.456, 0.406]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from . import analyze, eval, export, train
-from .args import UserError
+from .args import OneLineParser, UserError
 
 __all__ = ["UserError", "build_parser", "main"]
 
@@ -30,7 +30,7 @@ COMMANDS = {"train": train, "eval": eval, "export": export, "analyze": analyze}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m st_app",
         description="ST Lab: train residual nets with CT / ST / ST++ / stochastic depth, evaluate "
         "their sub-networks, export any sub-network to ONNX.",
@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rank_prefix() -> str:
+    """Under torchrun every rank reports for itself: say which one speaks."""
+    import os
+
+    return f"rank {os.environ['RANK']}: " if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -55,13 +62,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..core.checkpoint import CheckpointError
     from ..core.data import DatasetError
     from ..core.export import ExportError
+    from ..core.runfolder import describe_os_error
     from ..core.train import TrainingError
 
     try:
         return COMMANDS[args.command].run(args)
     except (UserError, ValueError, CheckpointError, DatasetError, ExportError, TrainingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_rank_prefix()}{_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path we were given: unreadable, unwritable, full disk...
+        print(f"error: {_rank_prefix()}{describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"error: {_rank_prefix()}out of memory; use a smaller data set, model, batch or image size",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; the last finished epoch is kept", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line: a multi-line message from a library keeps its first line."""
+    text = str(exc).strip()
+    return (text.splitlines()[0].strip() if text else "") or type(exc).__name__

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .args import int_at_least, positive_float
+from .args import UserError, bounded_float, bounded_int, out_path
 
 __all__ = ["add_parser", "run"]
 
-ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare")
+ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare", "depth")
 
 EXAMPLES = """examples:
   python -m st_app analyze loafing    --ct runs/ct --st runs/st --out report/
@@ -28,7 +28,9 @@ EXAMPLES = """examples:
   python -m st_app analyze robustness --ct runs/ct --st runs/st --max-k 4 --repeats 10 --out report/
   python -m st_app analyze importance --ct runs/ct --st runs/st --bn recalibrate --out report/
   python -m st_app analyze compare    --model resnet20 --dataset digits --epochs 30 \\
-                                      --methods ct,layersup,stagesup,selfdistill,sd,st,stpp --out report/"""
+                                      --methods ct,layersup,stagesup,selfdistill,sd,st,stpp --out report/
+  python -m st_app analyze depth      --models resnet20,resnet32,resnet44,resnet56 --dataset digits \
+                                      --epochs 30 --bn both --out report/"""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -42,22 +44,30 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = a.add_subparsers(dest="analysis", metavar="{" + ",".join(ANALYSES) + "}", required=True)
 
-    def common(p: argparse.ArgumentParser, checkpoints: bool = True) -> None:
+    def common(p: argparse.ArgumentParser, checkpoints: bool = True, both_bn: bool = False) -> None:
         if checkpoints:
             p.add_argument("--ct", required=True, help="run folder (or .safetensors) of the CT model")
             p.add_argument("--st", required=True, help="run folder (or .safetensors) of the ST model")
             p.add_argument("--dataset", default=None, help="data set (default: the one the checkpoints record)")
-            p.add_argument("--test-images", type=int_at_least(1), default=None,
+            p.add_argument("--test-images", type=bounded_int("test-images"), default=None,
                            help="evaluate on the first N test images only (default: all)")
-            p.add_argument("--seed", type=int, default=0, help="seed of calibration subset, samples and draws")
-        p.add_argument("--bn", default="main", choices=["main", "recalibrate"],
-                       help="BN statistics of sub-nets: the main net's (paper) or re-estimated per sub-net")
-        p.add_argument("--calib-images", type=int_at_least(1), default=1000,
+            p.add_argument("--seed", type=bounded_int("seed"), default=0, help="seed of calibration subset, samples and draws")
+        if both_bn:
+            p.add_argument("--bn", default="both", choices=["main", "recalibrate", "both"],
+                           help="BN setting(s) of the sub-nets: main, recalibrate or both (default both)")
+        else:
+            p.add_argument("--bn", default="main", choices=["main", "recalibrate"],
+                           help="BN statistics of sub-nets: the main net's (paper) or re-estimated per sub-net")
+        p.add_argument("--calib-images", type=bounded_int("calib-images"), default=1000,
                        help="training images used to re-estimate BN statistics (default 1000)")
-        p.add_argument("--data-dir", default=None, help="folder holding the data set files")
+        p.add_argument("--data-dir", default=None, help="folder holding the data set files (for an image folder: the "
+                       "folder itself); paths recorded in checkpoints are never used silently")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-        p.add_argument("--threads", type=int_at_least(1), default=None, help="CPU threads for torch")
-        p.add_argument("--out", required=True, help="report folder to write")
+        p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                       help="evaluation precision; auto: bf16 autocast on CUDA, fp32 elsewhere")
+        p.add_argument("--threads", type=bounded_int("threads"), default=None, help="CPU threads for torch")
+        p.add_argument("--out", required=True, type=out_path, help="report folder to write")
+        p.add_argument("--force", action="store_true", help="replace a report of the same analysis already in --out")
         p.add_argument("--json", action="store_true", help="print the report as one JSON object")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -67,22 +77,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common(lo)
     lo.add_argument("--plans", default=None,
                     help="sub-nets separated by ';' (plan text or depths:1,1,1; default: the smallest and two others)")
-    lo.add_argument("--epochs", type=int_at_least(1), default=None,
+    lo.add_argument("--epochs", type=bounded_int("epochs"), default=None,
                     help="train the alone-nets this many epochs instead of the recipe's (recorded)")
 
     su = sub.add_parser("subnets", help="accuracy of every ordered sub-net, CT vs ST (figure 5)",
                         description="Evaluate all ordered sub-nets (prefix-sharing tree) of both models.")
     common(su)
-    su.add_argument("--limit", type=int_at_least(1), default=1000,
+    su.add_argument("--limit", type=bounded_int("limit"), default=1000,
                     help="sample this many sub-nets (seeded, uniform) when there are more")
 
     ro = sub.add_parser("robustness", help="delete / swap blocks, CT vs ST (figure 6)",
                         description="Delete each block; delete k random blocks; swap k random same-shape pairs "
                         "(the same seeded draws for both models).")
     common(ro)
-    ro.add_argument("--max-k", type=int_at_least(1), default=4, help="largest number of deleted blocks (default 4)")
-    ro.add_argument("--repeats", type=int_at_least(1), default=10, help="random draws per k (default 10)")
-    ro.add_argument("--max-swaps", type=int_at_least(0), default=None,
+    ro.add_argument("--max-k", type=bounded_int("max-k"), default=4, help="largest number of deleted blocks (default 4)")
+    ro.add_argument("--repeats", type=bounded_int("repeats"), default=10, help="random draws per k (default 10)")
+    ro.add_argument("--max-swaps", type=bounded_int("max-swaps"), default=None,
                     help="largest number of swapped pairs (default: --max-k, capped at what the network allows)")
 
     im = sub.add_parser("importance", help="accuracy lost when each block alone is deleted, CT vs ST",
@@ -97,14 +107,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common(co, checkpoints=False)
     co.add_argument("--model", default="resnet20", choices=ARCHITECTURES)
     co.add_argument("--dataset", default="digits")
-    co.add_argument("--epochs", type=int_at_least(1), default=30)
+    co.add_argument("--epochs", type=bounded_int("epochs"), default=30)
     co.add_argument("--methods", default=",".join(METHODS),
                     help=f"comma-separated, from {','.join(METHODS)} (default: all, table 1's order)")
-    co.add_argument("--seed", type=int, default=0)
-    co.add_argument("--batch-size", type=int_at_least(1), default=64)
-    co.add_argument("--lr", type=positive_float, default=0.05)
+    co.add_argument("--seed", type=bounded_int("seed"), default=0)
+    co.add_argument("--batch-size", type=bounded_int("batch-size"), default=64)
+    co.add_argument("--lr", type=bounded_float("lr"), default=0.05)
     co.add_argument("--in-process", action="store_true",
                     help="train all methods in this process (faster start; CPU memory peaks then overlap)")
+    de = sub.add_parser("depth", help="does loafing grow with depth? CT and ST at several depths (figure 2)",
+                        description="Train (or reuse) CT and ST at each depth and the smallest sub-net alone once; "
+                        "report the smallest sub-net alone vs inside CT and ST, and all ordered sub-nets' "
+                        "mean +- std, per depth and BN setting.")
+    common(de, checkpoints=False, both_bn=True)
+    de.add_argument("--models", default="resnet20,resnet32,resnet44,resnet56",
+                    help="comma-separated depths of one family (default resnet20,resnet32,resnet44,resnet56)")
+    de.add_argument("--dataset", default="digits")
+    de.add_argument("--epochs", type=bounded_int("epochs"), default=30)
+    de.add_argument("--methods", default="ct,st", help="comma-separated, must include ct (default ct,st)")
+    de.add_argument("--runs", default=None,
+                    help="run folders to reuse and resume (default OUT/runs); finished runs are not retrained")
+    de.add_argument("--limit", type=bounded_int("limit"), default=1000,
+                    help="sample this many ordered sub-nets (seeded) per model when there are more")
+    de.add_argument("--seed", type=bounded_int("seed"), default=0)
+    de.add_argument("--batch-size", type=bounded_int("batch-size"), default=64)
+    de.add_argument("--lr", type=bounded_float("lr"), default=0.05)
     return a
 
 
@@ -138,6 +165,7 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     from ..core.checkpoint import load_checkpoint
     from ..core.data import load_dataset
     from ..core.experiments import check_same_architecture
+    from ..core.meta_schema import recorded_dataset
     from ..core.train import resolve_device
 
     device = resolve_device(args.device)
@@ -145,20 +173,13 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     st = load_checkpoint(args.st, device=device)
     check_same_architecture({"ct": ct.model, "st": st.model})
 
-    def recorded(meta: dict[str, Any]) -> str | None:
-        return meta.get("dataset", {}).get("name") or meta.get("config", {}).get("dataset")
-
-    name = args.dataset
-    if name is None:
-        names = {recorded(ct.meta), recorded(st.meta)} - {None}
-        if not names:
-            raise ValueError("the checkpoints do not record their data set; pass --dataset")
-        if len(names) > 1:
-            raise ValueError(f"the CT and ST checkpoints were trained on different data sets "
-                             f"({recorded(ct.meta)} and {recorded(st.meta)}); pass --dataset to choose one")
-        name = names.pop()
-    config = ct.meta.get("config", {})
-    data = load_dataset(name, args.data_dir or config.get("data_dir"), image_size=config.get("image_size"))
+    chosen = {role: recorded_dataset(c.meta, args.dataset, args.data_dir) for role, c in (("ct", ct), ("st", st))}
+    if chosen["ct"][0] != chosen["st"][0]:
+        raise ValueError(f"the CT and ST checkpoints were trained on different data sets "
+                         f"({chosen['ct'][0]} and {chosen['st'][0]}); pass --dataset to choose one")
+    name, data_dir = chosen["ct"]
+    config = ct.meta.get("config") if isinstance(ct.meta.get("config"), dict) else {}
+    data = load_dataset(name, data_dir, image_size=config.get("image_size"))
     c = ct.model.config
     if (data.num_classes, data.in_channels) != (c.num_classes, c.in_channels):
         raise ValueError(f"data set {data.name} ({data.in_channels} channels, {data.num_classes} classes) does not "
@@ -175,7 +196,7 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], t0: float) -> int:
     from ..figures import save_report
 
     out = Path(args.out)
-    json_path = save_report(report, out, started=t0)
+    json_path = save_report(report, out, started=t0, overwrite=args.force)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -186,14 +207,18 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], t0: float) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> None:
+    """Refuse an output that cannot or may not be written before any work is done."""
+    from ..core.safeio import check_output_folder
+
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(args.out, what="report folder (--out)", create=False)
+    existing = out / f"{args.analysis}.json"
+    if existing.exists() and not args.force:
+        raise UserError(f"{out} already holds a {args.analysis} report ({existing.name}); pass --force to replace it")
+    check_output_folder(out, what="report folder (--out)")
 
 
 def _with_bar(desc: str, args: argparse.Namespace, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
@@ -261,12 +286,33 @@ def _run_compare(args: argparse.Namespace, t0: float) -> int:
     return _finish(args, report, t0)
 
 
+def _run_depth(args: argparse.Namespace, t0: float) -> int:
+    from ..core.data import load_dataset
+    from ..core.experiments.depth import depth_sweep
+    from ..core.train import resolve_device
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bn = ["main", "recalibrate"] if args.bn == "both" else [args.bn]
+    data = load_dataset(args.dataset, args.data_dir)
+    runs = Path(args.runs) if args.runs else Path(args.out) / "runs"
+    report = _with_bar("depth", args, depth_sweep, models=models, data=data, runs_dir=runs, epochs=args.epochs,
+                       methods=methods, bn=bn, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+                       limit=args.limit, calib_n=args.calib_images, device=str(resolve_device(args.device)))
+    return _finish(args, report, t0)
+
+
 RUNNERS = {"loafing": _run_loafing, "subnets": _run_subnets, "robustness": _run_robustness,
-           "importance": _run_importance, "compare": _run_compare}
+           "importance": _run_importance, "compare": _run_compare, "depth": _run_depth}
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis the parsed ``args`` name; user errors raise ValueError (exit 2 in the CLI)."""
+    from ..core.precision import resolve_precision, use_precision
+    from ..core.train import resolve_device
+
     t0 = time.perf_counter()
+    precision = resolve_precision(args.precision, resolve_device(args.device))  # before anything is written
     _prepare(args)
-    return RUNNERS[args.analysis](args, t0)
+    with use_precision(precision):
+        return RUNNERS[args.analysis](args, t0)

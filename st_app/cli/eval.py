@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from .args import UserError, positive_int
+from .args import UserError, bounded_int
 
 __all__ = ["add_parser", "load_checkpoint_arg", "parse_plans", "run"]
 
@@ -19,13 +19,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="main | all | plan text ('0|3,4|6') | depths:1,2,1; several separated by ';'")
     e.add_argument("--bn", default="main", choices=["main", "recalibrate"],
                    help="BN statistics: the main net's (paper) or re-estimated per sub-net")
-    e.add_argument("--calib-images", type=positive_int, default=1000, help="training images for --bn recalibrate")
-    e.add_argument("--limit", type=positive_int, default=1000, help="with 'all': sample this many plans when there are more")
-    e.add_argument("--seed", type=int, default=0, help="seed of the plan sample and calibration subset")
+    e.add_argument("--calib-images", type=bounded_int("calib-images"), default=1000,
+                   help="training images for --bn recalibrate")
+    e.add_argument("--limit", type=bounded_int("limit"), default=1000,
+                   help="with 'all': sample this many plans when there are more")
+    e.add_argument("--seed", type=bounded_int("seed"), default=0, help="seed of the plan sample and calibration subset")
     e.add_argument("--dataset", default=None, help="data set (default: the one recorded in the checkpoint)")
-    e.add_argument("--data-dir", default=None)
+    e.add_argument("--test-images", type=bounded_int("test-images"), default=None,
+                   help="evaluate on the first N test images only (default: all)")
+    e.add_argument("--data-dir", default=None,
+                   help="folder of the data set files (for an image folder: the folder itself); paths recorded "
+                   "in a checkpoint are never used silently")
     e.add_argument("--model", default=None, help="architecture, for foreign .pt/.pth files")
     e.add_argument("--device", default="auto")
+    e.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: bf16 autocast on CUDA (accuracies within a point of fp32), fp32 elsewhere")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     return e
 
@@ -58,38 +66,50 @@ def parse_plans(text: str, model: Any, limit: int, seed: int) -> tuple[list[Any]
 
 
 def _eval_data(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
-    from ..core.data import load_dataset
+    """The checkpoint's data set, opened as it was trained (in memory, or streamed from disk).
 
-    name = args.dataset or meta.get("dataset", {}).get("name") or meta.get("config", {}).get("dataset")
-    if not name:
-        raise UserError("the checkpoint does not record its data set; pass --dataset")
-    data_dir = args.data_dir or meta.get("config", {}).get("data_dir")
-    return load_dataset(name, data_dir, image_size=meta.get("config", {}).get("image_size"))
+    A path the checkpoint records is never used on its own: ``--data-dir`` or ``--dataset`` says
+    where the data is (:func:`~st_app.core.meta_schema.recorded_dataset`).
+    """
+    from ..core.data import StreamSpec, open_dataset
+    from ..core.meta_schema import recorded_dataset
+
+    name, data_dir = recorded_dataset(meta, args.dataset, args.data_dir)
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    spec = StreamSpec(val_resize=config.get("val_resize"), val_crop=config.get("val_crop"),
+                      workers=int(config.get("data_workers", 4)))
+    return open_dataset(name, data_dir, image_size=config.get("image_size"), in_memory="auto", stream=spec)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..core.evaluate import calibration_images, sweep
+    from ..core.data import memory_budget
+    from ..core.evaluate import sweep
+    from ..core.precision import resolve_precision, use_precision
     from ..core.train import resolve_device
 
-    loaded = load_checkpoint_arg(args)
     device = resolve_device(args.device)
+    loaded = load_checkpoint_arg(args)
     model = loaded.model.to(device)
     data = _eval_data(args, loaded.meta)
     if (data.num_classes, data.in_channels) != (model.config.num_classes, model.config.in_channels):
         raise UserError(f"data set {data.name} ({data.in_channels} channels, {data.num_classes} classes) does not "
                         f"fit the checkpoint's {model.config.arch} ({model.config.in_channels} channels, "
                         f"{model.config.num_classes} classes)")
-    data = data.to(device)
     plans, sampled = parse_plans(args.plans, model, args.limit, args.seed)
-    calib = calibration_images(data.train_x, args.calib_images, args.seed) if args.bn == "recalibrate" else None
-    with torch.no_grad():
-        result = sweep(model, plans, data.test_x, data.test_y, bn=args.bn, calib_images=calib)
+    calib = data.calibration_images(args.calib_images, args.seed).to(device) if args.bn == "recalibrate" else None
+    if data.in_memory:
+        test_x, test_y = data.test_tensors(args.test_images)
+    else:
+        test_x, test_y = data.test_tensors(args.test_images, budget=memory_budget())
+    precision = resolve_precision(args.precision, device)
+    with torch.no_grad(), use_precision(precision):
+        result = sweep(model, plans, test_x.to(device), test_y.to(device), bn=args.bn, calib_images=calib)
     report = {"checkpoint": str(loaded.path), "epoch": loaded.meta.get("epoch"), "dataset": data.name,
-              "bn": args.bn, "n_images": result.n_images, "calib_images": 0 if calib is None else len(calib),
-              "sampled": sampled, "seed": args.seed, **{k: v for k, v in result.to_dict().items()
-                                                          if k in ("results", "summary")}}
+              "bn": args.bn, "precision": precision.name, "n_images": result.n_images,
+              "calib_images": 0 if calib is None else len(calib), "sampled": sampled, "seed": args.seed,
+              **{k: v for k, v in result.to_dict().items() if k in ("results", "summary")}}
     if args.json:
         print(json.dumps(report))
         return 0

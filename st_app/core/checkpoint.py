@@ -1,7 +1,8 @@
 """Checkpoints: safetensors weights + JSON metadata, never pickles of our own.
 
 A run folder holds ``model.safetensors`` (the metadata is also embedded in its header, so a
-lone file is self-describing), ``meta.json``, ``optimizer.safetensors`` and ``metrics.jsonl``.
+lone file is self-describing), ``meta.json``, ``optimizer.safetensors`` and ``metrics.jsonl``,
+committed together per epoch and checked on load (:mod:`.runfolder`).
 Foreign ``.pt``/``.pth`` state_dicts (e.g. torchvision weights a user already has) are read
 with ``torch.load(weights_only=True)`` only, which refuses to run code from the file.
 """
@@ -19,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
+from . import tensorfile
+from .meta_schema import MetaError, check_meta
 from .models import ModelConfig, ResidualNet
 from .models.resnet import CIFAR_DEPTHS, IMAGENET_SPECS
+from .runfolder import RunFolder, RunFolderError, RunView, describe_os_error, has_run, read_run
+from .safeio import write_bytes
+from .tensorfile import TensorFileError
 
 __all__ = [
     "CheckpointError",
@@ -31,6 +35,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "atomic_write_text",
+    "checkpoint_files",
+    "load_run_state",
     "read_metrics",
     "infer_config",
 ]
@@ -40,6 +46,7 @@ META_FILE = "meta.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 METHOD_FILE = "method.safetensors"
 METRICS_FILE = "metrics.jsonl"
+COMMAND_FILE = "command.txt"
 FORMAT = "st_app.checkpoint/1"
 
 
@@ -75,6 +82,8 @@ def _atomic(path: Path, write: Any) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file whole (temp + rename); for files outside a run's transaction."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -84,18 +93,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic(path, write)
 
 
-def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-
-
-def save_checkpoint(
-    out: str | Path,
-    model: ResidualNet,
-    meta: dict[str, Any],
-    optimizer: torch.optim.Optimizer | None = None,
-) -> Path:
-    """Write weights and metadata atomically; ``out`` is a run folder or a ``.safetensors`` path."""
-    out = Path(out)
+def _full_meta(model: ResidualNet, meta: dict[str, Any]) -> str:
     meta = dict(meta)
     meta["format"] = FORMAT
     meta["model"] = model.config.to_dict()
@@ -103,21 +101,54 @@ def save_checkpoint(
     from .. import __version__
 
     meta.setdefault("package_version", __version__)
-    text = json.dumps(meta, indent=2, sort_keys=True)
-    if out.suffix == ".safetensors":
-        weights_path, meta_path = out, out.with_suffix(".json")
-    else:
-        weights_path, meta_path = out / MODEL_FILE, out / META_FILE
-    tensors = _tensors(model.state_dict())
-    _atomic(weights_path, lambda tmp: save_file(tensors, tmp, metadata={"st_app": text}))
+    return json.dumps(meta, indent=2, sort_keys=True)
+
+
+def checkpoint_files(
+    model: ResidualNet,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    method_modules: torch.nn.Module | None = None,
+) -> dict[str, bytes]:
+    """The files of one checkpoint (name -> bytes), to commit together into a run folder.
+
+    Every safetensors file carries a checksum of its tensor data (:mod:`.tensorfile`).
+    """
+    text = _full_meta(model, meta)
+    files = {MODEL_FILE: tensorfile.encode(model.state_dict(), {"st_app": text}), META_FILE: (text + "\n").encode()}
     if optimizer is not None:
         opt_tensors, opt_meta = _optimizer_to_flat(optimizer)
-        _atomic(
-            weights_path.with_name(OPTIMIZER_FILE),
-            lambda tmp: save_file(opt_tensors, tmp, metadata={"st_app_optimizer": json.dumps(opt_meta)}),
-        )
-    atomic_write_text(meta_path, text + "\n")
-    return weights_path
+        files[OPTIMIZER_FILE] = tensorfile.encode(opt_tensors, {"st_app_optimizer": json.dumps(opt_meta)})
+    if method_modules is not None:
+        files[METHOD_FILE] = tensorfile.encode(method_modules.state_dict())
+    return files
+
+
+def save_checkpoint(
+    out: str | Path,
+    model: ResidualNet,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    overwrite: bool = True,
+) -> Path:
+    """Write weights and metadata; ``out`` is a run folder or a lone ``.safetensors`` path.
+
+    A run folder gets one transaction under its lock (the files it already holds and that are
+    not rewritten, like ``metrics.jsonl``, are carried over). A lone file is written
+    atomically with a ``.json`` beside it; neither may replace a run's own files or a
+    non-regular file, nor an existing file unless ``overwrite``.
+    """
+    out = Path(out)
+    files = checkpoint_files(model, meta, optimizer)
+    if out.suffix != ".safetensors":
+        epoch = meta.get("epoch")
+        with RunFolder(out, writer=True) as run:
+            run.commit(files, epoch=epoch if isinstance(epoch, int) else None)
+        return out / MODEL_FILE
+    write_bytes(out, files[MODEL_FILE], force=overwrite, what="checkpoint")
+    write_bytes(out.with_suffix(".json"), files[META_FILE], force=True, what="checkpoint metadata")
+    return out
 
 
 def _optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -130,65 +161,83 @@ def _optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, {"param_groups": sd["param_groups"]}
 
 
-def load_optimizer_state(run_dir: Path, optimizer: torch.optim.Optimizer) -> bool:
-    """Restore momentum buffers saved beside the weights; False when there are none."""
-    path = run_dir / OPTIMIZER_FILE
-    if not path.exists():
-        return False
+def _view(source: Path | RunView, name: str) -> tuple[bytes | None, Path]:
+    """One file of a consistent epoch: from a view already read, or read now."""
+    if isinstance(source, RunView):
+        return source.get(name), source.path / name
     try:
-        flat = load_file(str(path))
-        from safetensors import safe_open
+        return read_run(source, [name]).get(name), Path(source) / name
+    except RunFolderError as exc:
+        raise CheckpointError(str(exc)) from None
 
-        with safe_open(str(path), framework="pt") as fh:
-            header = json.loads((fh.metadata() or {})["st_app_optimizer"])
-    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+
+def _decode(data: bytes, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        return tensorfile.decode(data)
+    except TensorFileError as exc:
+        if exc.damaged:
+            raise CheckpointError(f"{path} is damaged: {exc}; it was not loaded") from None
+        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {exc}") from None
+
+
+def load_optimizer_state(source: Path | RunView, optimizer: torch.optim.Optimizer) -> bool:
+    """Restore momentum buffers saved beside the weights; False when there are none."""
+    data, path = _view(source, OPTIMIZER_FILE)
+    if data is None:
+        return False
+    flat, header_meta = _decode(data, path)
+    try:
+        header = json.loads(header_meta["st_app_optimizer"])
+    except (KeyError, ValueError) as exc:
         raise CheckpointError(f"optimizer state {path} is corrupt: {exc}") from None
     state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, val in flat.items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = val
+    try:
+        for key, val in flat.items():
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = val
+    except ValueError:
+        raise CheckpointError(f"optimizer state {path} is corrupt: bad tensor name") from None
     device = next(p.device for g in optimizer.param_groups for p in g["params"])
     state = {i: {k: v.to(device) for k, v in st.items()} for i, st in state.items()}
     try:
         optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"optimizer state {path} does not fit this model: {exc}") from None
     return True
 
 
 def save_method_state(run_dir: Path, modules: torch.nn.Module | None) -> None:
-    """Write the state of a method's own trainable parts (auxiliary heads...), if it has any."""
+    """Write the state of a method's own trainable parts alone (the Trainer commits it with its epoch)."""
     if modules is None:
         return
-    tensors = _tensors(modules.state_dict())
-    _atomic(Path(run_dir) / METHOD_FILE, lambda tmp: save_file(tensors, tmp))
+    with RunFolder(run_dir, writer=True) as run:
+        run.commit({METHOD_FILE: tensorfile.encode(modules.state_dict())})
 
 
-def load_method_state(run_dir: Path, modules: torch.nn.Module | None) -> None:
-    """Restore what :func:`save_method_state` wrote; a method with parts needs the file."""
+def load_method_state(source: Path | RunView, modules: torch.nn.Module | None) -> None:
+    """Restore what :func:`checkpoint_files` wrote; a method with parts needs the file."""
     if modules is None:
         return
-    path = Path(run_dir) / METHOD_FILE
+    data, path = _view(source, METHOD_FILE)
     try:
-        state = load_file(str(path))
+        if data is None:
+            raise FileNotFoundError(f"{path} is missing")
+        state, _ = _decode(data, path)
         device = next((p.device for p in modules.parameters()), torch.device("cpu"))
         modules.load_state_dict({k: v.to(device) for k, v in state.items()})
-    except (SafetensorError, OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"method state {path} is missing or does not fit: {first}") from None
 
 
 # ----------------------------------------------------------------------------- reading
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {first}") from None
+def _read_safetensors(path: Path, data: bytes | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {describe_os_error(exc, path)}") from None
+    tensors, header = _decode(data, path)
     meta = None
     if "st_app" in header:
         try:
@@ -198,14 +247,22 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return tensors, meta
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _parse_json(data: bytes, path: Path) -> dict[str, Any]:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        meta = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} does not hold a JSON object")
     return meta
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {describe_os_error(exc, path)}") from None
+    return _parse_json(data, path)
 
 
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
@@ -286,46 +343,58 @@ def build_from_state(config: ModelConfig, state: dict[str, torch.Tensor], source
     return model
 
 
-def load_checkpoint(
-    path: str | Path,
-    *,
-    arch: str | None = None,
-    image_size: int | None = None,
-    device: torch.device | str = "cpu",
-) -> Checkpoint:
-    """Load a run folder, a ``.safetensors`` file, or a foreign ``.pt``/``.pth`` state_dict."""
-    path = Path(path).expanduser()
+def _run_view(folder: Path, names: list[str]) -> RunView:
+    try:
+        return read_run(folder, names)
+    except RunFolderError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def _load(
+    path: Path, names: list[str], arch: str | None, image_size: int | None, device: torch.device | str
+) -> tuple[Checkpoint, RunView | None]:
+    path = path.expanduser()
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     meta: dict[str, Any] | None = None
-    if path.is_dir():
-        weights = path / MODEL_FILE
-        if not weights.exists():
-            raise CheckpointError(f"{path} is not a run folder: {MODEL_FILE} is missing")
-        state, meta = _read_safetensors(weights)
-        if (path / META_FILE).exists():
-            meta = _read_json(path / META_FILE)
+    meta_source: Path | str = path
+    view: RunView | None = None
+    folder = path if path.is_dir() else path.parent
+    if path.is_dir() or (path.name == MODEL_FILE and has_run(folder)):
+        # a run folder (or its model file): one consistent, checked epoch
+        view = _run_view(folder, [MODEL_FILE, META_FILE, *names])
+        data = view.get(MODEL_FILE)
+        if data is None:
+            raise CheckpointError(f"{folder} is not a run folder: {MODEL_FILE} is missing")
+        state, meta = _read_safetensors(folder / MODEL_FILE, data)
+        meta_source = f"{folder / MODEL_FILE} (embedded metadata)"
+        meta_bytes = view.get(META_FILE)
+        if meta_bytes is not None:
+            meta, meta_source = _parse_json(meta_bytes, folder / META_FILE), folder / META_FILE
     elif path.suffix == ".safetensors":
         state, meta = _read_safetensors(path)
-        side = path.with_suffix(".json")
-        if meta is None and side.exists():
-            meta = _read_json(side)
-        if meta is None and (path.parent / META_FILE).exists():
-            meta = _read_json(path.parent / META_FILE)
+        meta_source = f"{path} (embedded metadata)"
+        for side in (path.with_suffix(".json"), path.parent / META_FILE):
+            if meta is None and side.is_file():
+                meta, meta_source = _read_json(side), side
     elif path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
         state = _read_torch(path)
     elif path.suffix == ".json":
-        return load_checkpoint(path.parent, arch=arch, image_size=image_size, device=device)
+        return _load(path.parent, names, arch, image_size, device)
     else:
         raise CheckpointError(f"{path}: unknown checkpoint type (expected a run folder, .safetensors, .pt or .pth)")
 
     if meta is not None:
+        try:
+            check_meta(meta, meta_source)
+        except MetaError as exc:
+            raise CheckpointError(str(exc)) from None
         if "model" not in meta:
-            raise CheckpointError(f"{path}: metadata has no model description")
+            raise CheckpointError(f"{meta_source}: metadata has no model description")
         try:
             config = ModelConfig.from_dict(meta["model"])
         except ValueError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
+            raise CheckpointError(f"{meta_source}: {exc}") from None
         if arch is not None and arch != config.arch:
             raise CheckpointError(f"{path} holds a {config.arch}, not the requested {arch}")
     else:
@@ -333,26 +402,56 @@ def load_checkpoint(
         config = infer_config(state, image_size)
         if arch is not None and arch != config.arch:
             raise CheckpointError(f"{path} looks like a {config.arch}, not the requested {arch}")
-    model = build_from_state(config, state, path)
+    try:
+        model = build_from_state(config, state, path)
+    except ValueError as exc:  # an unknown architecture name in the metadata
+        raise CheckpointError(f"{meta_source}: {exc}") from None
     scales = meta.get("branch_scales")
     if scales is not None:
         if len(scales) != len(model.blocks):
-            raise CheckpointError(f"{path}: branch_scales has {len(scales)} entries for {len(model.blocks)} blocks")
+            raise CheckpointError(f"{meta_source}: field 'branch_scales' has {len(scales)} entries for "
+                                  f"{len(model.blocks)} blocks")
         for block, sc in zip(model.blocks, scales):
             block.branch_scale = float(sc)
     model.to(device).eval()
-    return Checkpoint(model=model, meta=meta, path=path)
+    return Checkpoint(model=model, meta=meta, path=path), view
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The per-epoch lines of ``metrics.jsonl`` (a torn last line is skipped)."""
-    path = Path(run_dir) / METRICS_FILE
-    if not path.exists():
+def load_checkpoint(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    image_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> Checkpoint:
+    """Load a run folder, a ``.safetensors`` file, or a foreign ``.pt``/``.pth`` state_dict.
+
+    A run folder gives its committed epoch, every file checked against ``manifest.json``;
+    metadata passes :func:`~st_app.core.meta_schema.check_meta` before any field is used.
+    """
+    return _load(Path(path), [], arch, image_size, device)[0]
+
+
+def load_run_state(path: str | Path, device: torch.device | str = "cpu") -> tuple[Checkpoint, RunView]:
+    """A run folder's checkpoint plus the rest of the same epoch (optimizer, method, metrics)."""
+    loaded, view = _load(Path(path), [OPTIMIZER_FILE, METHOD_FILE, METRICS_FILE, COMMAND_FILE], None, None, device)
+    if view is None:
+        raise CheckpointError(f"{path} is not a run folder")
+    return loaded, view
+
+
+def read_metrics(run_dir: str | Path | RunView) -> list[dict[str, Any]]:
+    """The per-epoch lines of ``metrics.jsonl`` of the committed epoch (a torn line is skipped)."""
+    view = run_dir if isinstance(run_dir, RunView) else _run_view(Path(run_dir), [METRICS_FILE])
+    data = view.get(METRICS_FILE)
+    if data is None:
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in data.decode("utf-8", errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except ValueError:
             continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows

@@ -8,7 +8,7 @@ images first; the two can differ by tens of points, so every result says which i
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .data.types import calibration_subset
 from .models import ResidualNet
 from .plan import SubnetPlan, ordered_space, space_size
+from .precision import active_precision, eval_batch_size
 
 __all__ = [
     "BN_MODES",
@@ -26,6 +28,7 @@ __all__ = [
     "SweepResult",
     "accuracy",
     "bn_state",
+    "count_correct",
     "recalibrate_bn",
     "sweep",
     "select_plans",
@@ -79,8 +82,10 @@ def recalibrate_bn(
         m.reset_running_stats()
         m.momentum = None
     model.train()
-    for start in range(0, len(images), batch_size):
-        model(images[start : start + batch_size], plan)
+    precision = active_precision(images.device)
+    with precision.autocast():
+        for start in range(0, len(images), batch_size):
+            model(precision.prepare_input(images[start : start + batch_size]), plan)
     model.eval()
 
 
@@ -92,12 +97,37 @@ def _predict(
     batch_size: int,
     before_batch: Callable[[], None] | None = None,
 ) -> Tensor:
+    precision = active_precision(images.device)
     preds = []
     for start in range(0, len(images), batch_size):
         if before_batch is not None:
             before_batch()
-        preds.append(model(images[start : start + batch_size], plan).argmax(dim=1))
+        with precision.autocast():
+            preds.append(model(precision.prepare_input(images[start : start + batch_size]), plan).argmax(dim=1))
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+@torch.no_grad()
+def count_correct(
+    model: ResidualNet, plan: SubnetPlan | None, batches: Iterable[tuple[Tensor, Tensor]]
+) -> tuple[Tensor, Tensor]:
+    """(correct, seen) over ``batches`` with the model's current BN statistics, as device tensors.
+
+    For sets that stream from disk and for sharded evaluation: the counts of several ranks add
+    up (an all-reduce) before anything is read on the host. The model is left in eval mode.
+    """
+    device = next(model.parameters()).device
+    precision = active_precision(device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = torch.zeros((), dtype=torch.long, device=device)
+    model.eval()
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with precision.autocast():
+            pred = model(precision.prepare_input(x), plan).argmax(dim=1)
+        correct += (pred == y).sum()
+        seen += len(y)
+    return correct, seen
 
 
 def accuracy(
@@ -108,14 +138,17 @@ def accuracy(
     *,
     bn: BNMode = "main",
     calib_images: Tensor | None = None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     before_batch: Callable[[], None] | None = None,
 ) -> float:
     """Top-1 accuracy in percent of ``plan`` (None: the main net). The model is not modified.
 
     ``before_batch`` runs before each test batch; a caller cancels by raising from it (the
-    BN statistics are restored all the same).
+    BN statistics are restored all the same). Forwards use the active precision
+    (:func:`st_app.core.precision.use_precision`) and, on a GPU, large test batches.
     """
+    if batch_size is None:
+        batch_size = eval_batch_size(images.device, int(images.shape[-1]))
     if bn not in BN_MODES:
         raise ValueError(f"unknown BN setting {bn!r}; choose 'main' or 'recalibrate'")
     with bn_state(model):
@@ -130,9 +163,7 @@ def accuracy(
 
 def calibration_images(train_x: Tensor, n: int = 1000, seed: int = 0) -> Tensor:
     """A fixed, seeded subset of training images for BN recalibration."""
-    n = min(n, len(train_x))
-    idx = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))[:n]
-    return train_x[idx.to(train_x.device)]
+    return calibration_subset(train_x, n, seed)
 
 
 def summarize(accuracies: Sequence[float] | np.ndarray) -> dict[str, float]:

@@ -11,8 +11,6 @@ import contextlib
 import copy
 import io
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -24,6 +22,7 @@ from torch import Tensor, nn
 
 from .models import ResidualNet
 from .plan import SubnetPlan
+from .safeio import atomic_output, check_output_file
 
 __all__ = ["ExportError", "VerifyReport", "available_providers", "export_onnx", "verify_onnx"]
 
@@ -125,11 +124,6 @@ def _export_dynamo(module: nn.Module, example: Tensor, path: str, opset: int | N
     )
 
 
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
 # ----------------------------------------------------------------------- export
 def export_onnx(
     model: ResidualNet,
@@ -137,13 +131,16 @@ def export_onnx(
     path: str | Path,
     *,
     opset: int | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write the eval-mode sub-network ``plan`` (None: the full net) to ``path`` as ONNX.
 
     The input ``images`` is (N, C, H, W) with a dynamic N, the output ``logits`` is
     (N, classes). Eval-mode behaviour (BatchNorm running statistics, stochastic-depth
     ``branch_scale``) is baked in. A CPU copy is exported, so the caller's model keeps its
-    device, training flag and weights. The file is written atomically.
+    device, training flag and weights. The file is written atomically; a run's own files and
+    non-regular files (``/dev/null``) are refused, and an existing file unless ``overwrite``
+    (the app asks first, the command line needs ``--force``).
     """
     import onnx
 
@@ -151,8 +148,7 @@ def export_onnx(
     if opset is not None and not 7 <= int(opset) <= 23:
         raise ExportError(f"unsupported ONNX opset {opset}: choose between 7 and 23")
     cfg = model.config
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest = check_output_file(path, force=overwrite, what="ONNX file")
 
     # Exporting a CPU copy leaves the caller's model (device, mode, weights) untouched.
     with torch.no_grad():
@@ -160,9 +156,8 @@ def export_onnx(
     wrapper = _PlanModule(clone, plan).eval()
     example = torch.zeros(_TRACE_BATCH, cfg.in_channels, cfg.image_size, cfg.image_size)
 
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(dest, force=overwrite, what="ONNX file") as tmp_path:
+        tmp = str(tmp_path)
         exporters = [_export_dynamo] if opset is not None and opset > _LEGACY_MAX_OPSET else [
             _export_legacy,
             _export_dynamo,
@@ -173,6 +168,8 @@ def export_onnx(
                 with _quiet(), torch.no_grad():
                     exporter(wrapper, example, tmp, opset)
                 break
+            except OSError:
+                raise  # a full disk or an unwritable folder: one line naming the path
             except Exception as exc:  # noqa: BLE001 - any exporter failure: try the next one
                 errors.append(f"{exporter.__name__.removeprefix('_export_')}: {_one_line(exc)}")
         else:
@@ -191,10 +188,6 @@ def export_onnx(
         except Exception as exc:  # noqa: BLE001 - onnx raises several checker error types
             raise ExportError(f"exported ONNX graph failed the checker: {_one_line(exc)}") from None
         onnx.save(proto, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
     return dest
 
 

@@ -13,6 +13,8 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .limits import is_ascii_int
+
 __all__ = ["BlockShape", "NetLayout", "SubnetPlan", "ordered_space", "space_size", "parse_space"]
 
 
@@ -68,10 +70,9 @@ def _parse_ints(text: str, what: str) -> list[int]:
         tok = tok.strip()
         if not tok:
             raise ValueError(f"malformed {what}: empty entry in {text!r}")
-        try:
-            out.append(int(tok))
-        except ValueError:
-            raise ValueError(f"malformed {what}: {tok!r} is not a block number") from None
+        if not is_ascii_int(tok):  # int() would read '１' or '١' as 1
+            raise ValueError(f"malformed {what}: {tok!r} is not a block number (ASCII digits)")
+        out.append(int(tok))
     return out
 
 
@@ -303,18 +304,19 @@ def parse_space(text: str, layout: NetLayout) -> list[list[int]]:
     """Read a per-stage drop space like ``0|0-1|0-3|0`` (ranges or comma lists per stage)."""
     parts = text.split("|")
     space: list[list[int]] = []
-    for p in parts:
+    for s, p in enumerate(parts):
+        most = len(layout.stages[s]) - 1 if s < len(layout.stages) else 0
         vals: list[int] = []
         for tok in p.split(","):
             tok = tok.strip()
-            try:
-                if "-" in tok:
-                    lo, hi = tok.split("-", 1)
-                    vals.extend(range(int(lo), int(hi) + 1))
-                else:
-                    vals.append(int(tok))
-            except ValueError:
-                raise ValueError(f"malformed space {text!r}: {tok!r} is not a number or range") from None
+            ends = tok.split("-", 1) if "-" in tok else [tok]
+            if not all(is_ascii_int(e) and not e.strip().startswith(("+", "-")) for e in ends):
+                raise ValueError(f"malformed space {text!r}: {tok!r} is not a number or range (ASCII digits)")
+            lo, hi = int(ends[0]), int(ends[-1])
+            if hi > most:  # checked before range() so '0-99999999999999' cannot exhaust memory
+                raise ValueError(f"space for stage {s} must drop between 0 and {most} blocks, got {tok!r} "
+                                 "(ordered sampling keeps each stage's first block)")
+            vals.extend(range(lo, hi + 1))
         space.append(vals)
     return _check_space(layout, space)
 

@@ -6,14 +6,26 @@ files (bundled digits, synthetic), ``files`` the torchvision on-disk formats and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal, TypeAlias
 
 from . import files
 from .builtin import DIGITS_FILE, load_digits, load_synthetic
+from .streaming import StreamingData, StreamSpec, decoded_bytes
 from .types import DatasetError, ImageData, augment_batch, from_uint8, iter_batches, normalise
+
+#: what the Trainer trains on: whole splits as tensors, or files streamed from disk
+DataSource: TypeAlias = ImageData | StreamingData
+InMemory = Literal["auto", "yes", "no"]
 
 __all__ = [
     "DATASETS",
+    "DataSource",
+    "StreamSpec",
+    "StreamingData",
+    "memory_budget",
+    "open_dataset",
     "DIGITS_FILE",
     "DatasetError",
     "ImageData",
@@ -26,7 +38,8 @@ __all__ = [
     "normalise",
 ]
 
-DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "imagefolder:PATH", "synthetic")
+DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "imagefolder:PATH", "imagenet:PATH",
+            "synthetic")
 
 
 def load_dataset(
@@ -51,6 +64,60 @@ def load_dataset(
         return files.load_cifar(low, root, download=download)
     if low in ("mnist", "fashion-mnist", "fashionmnist"):
         return files.load_mnist("fashion-mnist" if low.startswith("fashion") else "mnist", root, download=download)
-    if low.startswith("imagefolder:"):
-        return files.load_imagefolder(Path(key.partition(":")[2]).expanduser(), image_size=image_size or 32)
+    if low.startswith(("imagefolder:", "imagenet:")):
+        return files.load_imagefolder(Path(key.partition(":")[2]).expanduser(),
+                                      image_size=image_size or _default_size(low))
     raise DatasetError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def _default_size(low_name: str) -> int:
+    return 224 if low_name.startswith("imagenet:") else 32
+
+
+def memory_budget() -> int:
+    """Bytes the in-memory path may use: a quarter of physical memory, at most 8 GiB."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = 32 * 2**30
+    return min(8 * 2**30, total // 4)
+
+
+def open_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    image_size: int | None = None,
+    *,
+    in_memory: InMemory = "auto",
+    stream: StreamSpec | None = None,
+) -> DataSource:
+    """What to train on: :func:`load_dataset`'s tensors, or an image folder streamed from disk.
+
+    Image folders (``imagefolder:PATH``, ``imagenet:PATH`` with ``train/`` and ``val/``) stream
+    when ``in_memory`` is ``no``, or ``auto`` and their decoded float tensors would exceed
+    :func:`memory_budget`; ImageNet always streams under ``auto``. Other sets are in memory.
+    """
+    low = name.strip().lower()
+    folder = low.startswith(("imagefolder:", "imagenet:"))
+    if in_memory not in ("auto", "yes", "no"):
+        raise DatasetError(f"--data-in-memory must be auto, yes or no, got {in_memory!r}")
+    if not folder:
+        if in_memory == "no":
+            raise DatasetError(f"{name} is an in-memory data set; only image folders (imagefolder:PATH, "
+                               "imagenet:PATH) can stream from disk")
+        return load_dataset(name, data_dir, download, image_size)
+    size = image_size or _default_size(low)
+    path = Path(name.strip().partition(":")[2]).expanduser()
+    classes, train_s, test_s = files.list_imagefolder(path)
+    if in_memory == "auto":
+        big = decoded_bytes(len(train_s) + len(test_s), size) > memory_budget()
+        in_memory = "no" if big or low.startswith("imagenet:") else "yes"
+    if in_memory == "yes":
+        return load_dataset(name, data_dir, download, image_size)
+    spec = stream or StreamSpec()
+    from dataclasses import replace
+
+    spec = replace(spec, train_crop=size)
+    prefix = "imagenet" if low.startswith("imagenet:") else "imagefolder"
+    return StreamingData(f"{prefix}:{path}", tuple(classes), train_s, test_s, spec)

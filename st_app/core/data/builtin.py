@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..limits import MAX_SYNTHETIC_VALUES, LimitError, check_number, is_ascii_int
 from ..resources import resource_path
 from .types import DatasetError, ImageData, from_uint8
 
@@ -49,12 +50,20 @@ def load_synthetic(spec: str = "", seed: int = 0) -> ImageData:
     """Random tensors, for benchmarks only: ``synthetic[:C,H,classes[,n_train[,n_test]]]``."""
     vals = [1, 8, 10, 1024, 256]
     if spec:
-        try:
-            given = [int(v) for v in spec.split(",")]
-        except ValueError:
-            raise DatasetError(f"malformed synthetic spec {spec!r}: expected synthetic:C,H,classes[,n_train,n_test]") from None
-        vals[: len(given)] = given
+        given = spec.split(",")
+        if len(given) > 5 or not all(is_ascii_int(v) for v in given):
+            raise DatasetError(f"malformed synthetic spec {spec!r}: expected synthetic:C,H,classes[,n_train,n_test]")
+        vals[: len(given)] = [int(v) for v in given]
     c, h, k, n_tr, n_te = vals
+    for key, v, what in (("in-channels", c, "C"), ("image-size", h, "H"), ("num-classes", k, "classes"),
+                         ("images", n_tr, "n_train"), ("images", n_te, "n_test")):
+        try:
+            check_number(key, v, label=f"synthetic {what}")
+        except LimitError as exc:
+            raise DatasetError(f"malformed synthetic spec {spec!r}: {exc}") from None
+    if (n_tr + n_te) * c * h * h > MAX_SYNTHETIC_VALUES:
+        raise DatasetError(f"synthetic spec {spec!r} asks for {(n_tr + n_te) * c * h * h * 4 / 2**30:.1f} GiB of "
+                           f"images; at most {MAX_SYNTHETIC_VALUES * 4 // 2**30} GiB")
     g = torch.Generator().manual_seed(seed)
     return ImageData(
         name=f"synthetic:{c},{h},{k},{n_tr},{n_te}",

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..limits import LimitError, check_number
 from .types import DatasetError, ImageData, from_uint8
 
-__all__ = ["load_cifar", "load_imagefolder", "load_mnist", "safe_unpickle"]
+__all__ = ["list_imagefolder", "load_cifar", "load_imagefolder", "load_mnist", "safe_unpickle"]
 
 # ----------------------------------------------------------------------------------------
 # Restricted unpickling
@@ -410,16 +411,17 @@ def _load_images(samples: list[tuple[Path, int]], size: int) -> tuple[np.ndarray
     return x, y
 
 
-def load_imagefolder(path: Path, image_size: int = 32) -> ImageData:
-    """A user's images in ImageFolder layout: ``train/`` + ``test/`` (or ``val/``), or flat.
+Samples = list[tuple[Path, int]]
 
-    A flat ``path/<class>/...`` folder is split 80/20 with a fixed seed so reruns see the
-    same test images. Images are converted to RGB and resized to ``image_size`` squared.
+
+def list_imagefolder(path: Path) -> tuple[list[str], Samples, Samples]:
+    """Classes and (file, label) train/test samples of an ImageFolder layout.
+
+    ``train/`` + ``test/`` (or ``val/``), or a flat ``path/<class>/...`` folder split 80/20
+    with a fixed seed so reruns see the same test images. Both the in-memory loader and the
+    streaming one (:mod:`.streaming`) read a folder through this one function.
     """
     path = Path(path)
-    label = f"imagefolder:{path}"
-    if image_size < 1:
-        raise DatasetError(f"image size must be positive, got {image_size}")
     if not path.is_dir():
         raise DatasetError(
             f"image folder {path} not found: expected {path}/<class>/*.png "
@@ -458,6 +460,23 @@ def load_imagefolder(path: Path, image_size: int = 32) -> ImageData:
         test_s = [samples[i] for i in order[:n_test]]
         train_s = [samples[i] for i in order[n_test:]]
 
+    if len(classes) < 2:
+        raise DatasetError(f"image folder {path} has only one class ({classes[0]}); a classifier needs at least two "
+                           "class folders (accuracy on one class is always 100%)")
+    return classes, train_s, test_s
+
+
+def load_imagefolder(path: Path, image_size: int = 32) -> ImageData:
+    """A user's images in ImageFolder layout (see :func:`list_imagefolder`), decoded into memory.
+
+    Images are converted to RGB and resized to ``image_size`` squared.
+    """
+    try:
+        check_number("image-size", image_size)
+    except LimitError as exc:
+        raise DatasetError(str(exc)) from None
+    classes, train_s, test_s = list_imagefolder(path)
+    label = f"imagefolder:{Path(path)}"
     train_x, train_y = _load_images(train_s, image_size)
     test_x, test_y = _load_images(test_s, image_size)
     return from_uint8(label, train_x, train_y, test_x, test_y, len(classes), augment=True, classes=tuple(classes))

@@ -14,7 +14,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["DatasetError", "ImageData", "augment_batch", "from_uint8", "iter_batches", "normalise"]
+__all__ = [
+    "DatasetError",
+    "ImageData",
+    "augment_batch",
+    "batches_per_epoch",
+    "calibration_subset",
+    "from_uint8",
+    "iter_batches",
+    "normalise",
+    "shard_slice",
+]
 
 
 class DatasetError(ValueError):
@@ -56,6 +66,46 @@ class ImageData:
             f"{self.name}: {len(self.train_y)} train / {len(self.test_y)} test images, "
             f"{self.in_channels}x{self.image_size}x{self.image_size}, {self.num_classes} classes"
         )
+
+    # The data-source interface the Trainer uses (a streaming set offers the same calls).
+    @property
+    def n_train(self) -> int:
+        return int(len(self.train_y))
+
+    @property
+    def n_test(self) -> int:
+        return int(len(self.test_y))
+
+    @property
+    def in_memory(self) -> bool:
+        return True
+
+    def steps_per_epoch(self, batch_size: int, world_size: int = 1) -> int:
+        return batches_per_epoch(self.n_train, batch_size, world_size)
+
+    def train_batches(
+        self, batch_size: int, *, generator: torch.Generator, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """One epoch of (images, labels); with several ranks, this rank's part of each global batch."""
+        yield from iter_batches(self.train_x, self.train_y, batch_size, generator=generator,
+                                augment=self.augment, part=(rank, world_size))
+
+    def test_batches(
+        self, batch_size: int, *, limit: int | None = None, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The first ``limit`` test images (all: None) in order; with several ranks, this rank's share."""
+        n = self.n_test if limit is None else min(limit, self.n_test)
+        part = shard_slice(n, rank, world_size)
+        x, y = self.test_x[part], self.test_y[part]
+        for start in range(0, len(y), batch_size):
+            yield x[start : start + batch_size], y[start : start + batch_size]
+
+    def calibration_images(self, n: int, seed: int = 0) -> Tensor:
+        return calibration_subset(self.train_x, n, seed)
+
+    def test_tensors(self, limit: int | None = None) -> tuple[Tensor, Tensor]:
+        """The first ``limit`` test images and labels (all: None) as tensors, for sweeps."""
+        return self.test_x[:limit], self.test_y[:limit]
 
 
 def normalise(train: Tensor, test: Tensor) -> tuple[Tensor, Tensor]:
@@ -110,6 +160,20 @@ def augment_batch(x: Tensor, generator: torch.Generator | None = None, pad: int 
     return out.permute(0, 3, 1, 2).contiguous()
 
 
+def shard_slice(n: int, rank: int, world_size: int) -> slice:
+    """Rank ``rank``'s contiguous part of ``n`` items; part sizes differ by at most one."""
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))
+
+
+def batches_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    """Global batches :func:`iter_batches` yields: a last batch smaller than the number of
+    ranks is dropped, so every rank always has at least one image (DDP needs each rank to step)."""
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest >= world_size else 0)
+
+
 def iter_batches(
     x: Tensor,
     y: Tensor,
@@ -118,8 +182,15 @@ def iter_batches(
     generator: torch.Generator | None = None,
     shuffle: bool = True,
     augment: bool = False,
+    part: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Yield (images, labels) batches; the order comes only from ``generator``."""
+    """Yield (images, labels) batches; the order comes only from ``generator``.
+
+    ``part=(rank, world_size)`` yields rank's contiguous part of each global batch. The whole
+    global batch is built (and augmented) first, so every rank consumes the same random
+    numbers and the parts together are exactly the single-process batch.
+    """
+    rank, world_size = part
     n = len(y)
     if shuffle:
         order = torch.randperm(n, generator=generator).to(x.device)
@@ -127,7 +198,20 @@ def iter_batches(
         order = torch.arange(n, device=x.device)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
+        if len(idx) < world_size:
+            break  # see batches_per_epoch
         xb = x.index_select(0, idx)
         if augment:
             xb = augment_batch(xb, generator)
-        yield xb, y.index_select(0, idx)
+        yb = y.index_select(0, idx)
+        if world_size > 1:
+            mine = shard_slice(len(idx), rank, world_size)
+            xb, yb = xb[mine], yb[mine]
+        yield xb, yb
+
+
+def calibration_subset(train_x: Tensor, n: int = 1000, seed: int = 0) -> Tensor:
+    """A fixed, seeded subset of training images for BN recalibration."""
+    n = min(n, len(train_x))
+    idx = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))[:n]
+    return train_x[idx.to(train_x.device)]

@@ -55,7 +55,7 @@ class FixedPlanTraining(Method):
         assert self.plan is not None, "prepare() was not called"
         logits = model(images, self.plan)
         loss = F.cross_entropy(logits, labels)
-        loss.backward()
+        self.backward(loss)
         return {"loss": loss.detach(), "ce": loss.detach()}
 
     def options(self) -> dict[str, Any]:
@@ -205,6 +205,7 @@ def loafing(
             raise ExperimentCancelled("loafing analysis cancelled")
         train_seconds = time.perf_counter() - t0
         alone_model = trainer.model.eval()
+        assert isinstance(trainer.data, ImageData)  # loafing trains on in-memory sets
         if reestimate:
             recalibrate_bn(alone_model, plan,
                            calibration_images(trainer.data.train_x, config.bn_reestimate_images, config.seed))

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from ..evaluate import BN_MODES, PlanResult, SweepResult, bn_state, running_stats
 from ..models import ResidualNet
 from ..plan import SubnetPlan, ordered_space
+from ..precision import active_precision, eval_batch_size
 from .common import Progress, ShouldStop
 
 __all__ = ["prefix_sweep", "tree_sweep", "tree_logits", "plan_ops", "op_bn_layers", "run_op", "count_tree_nodes"]
@@ -181,16 +182,18 @@ def _tree_evaluate(
                 f"this network has {model.layout.depths})"
             )
     device = next(model.parameters()).device
-    images = images.to(device)
-    chunks = [images[i : i + EVAL_BATCH] for i in range(0, len(images), EVAL_BATCH)]
+    precision = active_precision(device)
+    images = precision.prepare_input(images.to(device))
+    step = eval_batch_size(device, int(images.shape[-1]), EVAL_BATCH)  # as accuracy() chunks
+    chunks = [images[i : i + step] for i in range(0, len(images), step)]
     label_chunks = None
     if labels is not None:
         labels = labels.to(device)
-        label_chunks = [labels[i : i + EVAL_BATCH] for i in range(0, len(labels), EVAL_BATCH)]
+        label_chunks = [labels[i : i + step] for i in range(0, len(labels), step)]
     calib_batches: list[Tensor] = []
     if bn == "recalibrate":
         assert calib_images is not None
-        calib_images = calib_images.to(device)
+        calib_images = precision.prepare_input(calib_images.to(device))
         calib_batches = [calib_images[i : i + CALIB_BATCH] for i in range(0, len(calib_images), CALIB_BATCH)]
     eng = _Engine(model)
     n = len(images)
@@ -222,7 +225,7 @@ def _tree_evaluate(
             eng.load(node)
         x = eng.run(node.op, x)
         if node.ends:
-            logits = model.forward_head(x)
+            logits = model.forward_head(x).float()
             for i in node.ends:
                 if on_logits is not None:
                     on_logits(i, chunk, logits)
@@ -238,7 +241,7 @@ def _tree_evaluate(
                 del x
             evaluate(child, nxt, chunk, correct, last_chunk)
 
-    with torch.no_grad(), bn_state(model):
+    with torch.no_grad(), bn_state(model), precision.autocast():
         try:
             for root in _build_groups(model, plans, _grouped(bn, len(chunks))):
                 if bn == "recalibrate":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import math
 import time
@@ -24,7 +25,9 @@ from torch import Tensor
 from ..data import ImageData
 from ..evaluate import BNMode, calibration_images
 from ..plan import SubnetPlan
+from ..safeio import check_output_folder, write_text
 from .common import Partial, Progress, ShouldStop, check_same_architecture, checkpoint_info
+from .depth import depth_summary, depth_table
 
 __all__ = [
     "ANALYSES",
@@ -260,7 +263,8 @@ def _compare_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return list(COMPARE_KEYS), [[r.get(k) for k in COMPARE_KEYS] for r in report["methods"]]
 
 
-_TABLES = {"importance": _importance_table, "loafing": _loafing_table, "subnets": _subnets_table, "robustness": _robustness_table,
+_TABLES = {"importance": _importance_table, "loafing": _loafing_table, "subnets": _subnets_table,
+           "robustness": _robustness_table, "depth": depth_table,
            "compare": _compare_table}
 
 
@@ -331,6 +335,7 @@ def _compare_summary(report: dict[str, Any]) -> list[str]:
 
 
 _SUMMARIES = {"importance": _importance_summary, "loafing": _loafing_summary, "subnets": _subnets_summary,
+              "depth": depth_summary,
               "robustness": _robustness_summary, "compare": _compare_summary}
 
 
@@ -341,32 +346,28 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 # -------------------------------------------------------------------------------- writing
 def write_report(report: dict[str, Any], out: str | Path, figures: Sequence[Path] = (),
-                 started: float | None = None) -> Path:
+                 started: float | None = None, *, overwrite: bool = True) -> Path:
     """Write ``out/<analysis>.csv`` and ``out/<analysis>.json`` (with the figure paths); returns the JSON path.
 
     Files are written whole (temporary name, then rename), so an interrupted save never
-    leaves a half-written report over a good one.
+    leaves a half-written report over a good one; a run's own files and non-regular files
+    are never replaced, and existing report files only with ``overwrite`` (the app asks first,
+    the command line needs ``--force``). OS errors become one :class:`OutputError` line.
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out, what="report folder")
     name = report["analysis"]
     header, rows = report_table(report)
     csv_path = out / f"{name}.csv"
-    tmp = csv_path.with_suffix(".csv.part")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    tmp.replace(csv_path)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    write_text(csv_path, buf.getvalue(), force=overwrite, what="report table")
     json_path = out / f"{name}.json"
     report["csv"] = str(csv_path)
     report["figures"] = [str(p) for p in figures]
     if started is not None:
         report["seconds_total"] = round(time.perf_counter() - started, 3)
     report["json"] = str(json_path)
-    tmp = json_path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(json_path)
+    write_text(json_path, json.dumps(report, indent=2) + "\n", force=overwrite, what="report")
     return json_path

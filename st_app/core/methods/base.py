@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,6 +23,8 @@ class Method:
     """
 
     name = "base"
+    #: set by the Trainer for fp16 (GradScaler.scale); every backward goes through :meth:`backward`
+    scale_loss: Callable[[Tensor], Tensor] | None = None
 
     def prepare(self, model: ResidualNet) -> None:
         """Called once before training (and after loading) to set model-level state."""
@@ -31,6 +34,10 @@ class Method:
 
     def options(self) -> dict[str, Any]:
         return {}
+
+    def backward(self, loss: Tensor) -> None:
+        """``loss.backward()``, with the loss scaled first when the run trains in fp16."""
+        (loss if self.scale_loss is None else self.scale_loss(loss)).backward()
 
     def eval_plan(self) -> SubnetPlan | None:
         """The plan the per-epoch test accuracy should measure (None: the main net)."""

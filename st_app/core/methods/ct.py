@@ -21,5 +21,5 @@ class CommonTraining(Method):
     def step(self, model: ResidualNet, images: Tensor, labels: Tensor, rng: random.Random) -> dict[str, Tensor]:
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
-        loss.backward()
+        self.backward(loss)
         return {"loss": loss.detach(), "ce": loss.detach()}

@@ -71,7 +71,7 @@ _LADDER = [
            "--epoch=200 --norm_kd --amplitude=1 --Temp=1 --multi_Snet=6 --Snet_Dtrans --Dtrans=Dtrans7 "
            "--val_resize_size=240 --train_crop_size=200 --sample_space=space3", _RUNG, "stpp",
            {**_KL_MINUS, "n_subnets": 6, "small_inputs": True, "min_scale": 0.43, "space": "space3"},
-           data_config={"train_crop": 200, "val_resize": 240}),
+           data_config={"image_size": 200, "val_resize": 240}),
 ]
 
 _IMAGENET = Recipe(
@@ -80,7 +80,7 @@ _IMAGENET = Recipe(
     "nesterov, fc N(0,0.01), rebn) with --train_crop_size=200 --val_resize_size=240",
     {"model": "resnet50", "epochs": 200, "batch_size": 512, "lr": 0.2, "momentum": 0.9, "nesterov": True,
      "weight_decay": 1e-4, "min_lr": 0.0, "bn_reestimate": True, "bn_reestimate_images": 2000,
-     "fc_init_std": 0.01, "train_crop": 200, "val_resize": 240, "val_crop": 224, "color_jitter": 0.4,
+     "fc_init_std": 0.01, "image_size": 200, "val_resize": 240, "val_crop": 224, "color_jitter": 0.4,
      "lighting": 0.1},
 )
 

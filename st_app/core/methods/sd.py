@@ -44,5 +44,5 @@ class StochasticDepth(Method):
         plan = SubnetPlan(model.layout, stages)
         logits = model(images, plan)
         loss = F.cross_entropy(logits, labels)
-        loss.backward()
+        self.backward(loss)
         return {"loss": loss.detach(), "ce": loss.detach()}

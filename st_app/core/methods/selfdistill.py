@@ -122,5 +122,5 @@ class SelfDistillation(Method):
             kd = kd + F.kl_div(F.log_softmax(q / t, dim=-1), soft_teacher, reduction="batchmean", log_target=True)
             hint = hint + F.mse_loss(f, deep_feature)
         loss = ce + (1 - a) * shallow_ce + a * kd + float(self.hint_weight) * hint
-        loss.backward()
+        self.backward(loss)
         return {"loss": loss.detach(), "ce": ce.detach(), "kd": kd.detach(), "hint": hint.detach()}

@@ -249,7 +249,7 @@ class StimulativeTraining(Method):
         main_term = float(self.main_weight) * ce
         pending: Tensor | None = main_term if share else None
         if not share:
-            main_term.backward()  # frees the main graph before the sub-nets run (same memory as CT)
+            self.backward(main_term)  # frees the main graph before the sub-nets run (same memory as CT)
         weight = self.sub_weight()
         total_sub = ce.new_zeros(())
         weighted = ce.new_zeros(())
@@ -269,7 +269,7 @@ class StimulativeTraining(Method):
             if pending is not None:
                 pending = pending + weight * loss
             else:
-                (weight * loss).backward()
+                self.backward(weight * loss)
         if pending is not None:
-            pending.backward()
+            self.backward(pending)
         return {"loss": main_term.detach() + weighted, "ce": ce.detach(), "kl": total_sub}

@@ -104,5 +104,5 @@ class DeepSupervision(Method):
             aux = aux + F.cross_entropy(self._heads[f"s{s}_d{d}"](taps[s][d]), labels)
         aux = aux / max(1, len(self._points))
         loss = ce + float(self.aux_weight) * aux
-        loss.backward()
+        self.backward(loss)
         return {"loss": loss.detach(), "ce": ce.detach(), "aux": aux.detach()}

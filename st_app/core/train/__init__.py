@@ -10,6 +10,7 @@ from .trainer import (
     TrainEvents,
     TrainingError,
     available_devices,
+    open_training_data,
     resolve_device,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "Trainer",
     "TrainingError",
     "available_devices",
+    "open_training_data",
     "resolve_device",
 ]
