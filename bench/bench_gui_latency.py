@@ -51,8 +51,9 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
     from PySide6.QtTest import QTest
 
-    from st_app.gui.app import create_app
+    from st_app.gui.app import configure_torch_threads, create_app
 
+    configure_torch_threads()  # as the app does at start-up
     app = create_app()
     tmp = Path(tempfile.mkdtemp(prefix="st-lab-bench-"))
     ct, st = _default_runs(tmp)

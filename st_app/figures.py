@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,7 @@ def style_plot(plot: Any, title: str, xlabel: str = "", ylabel: str = "") -> Non
         axis = plot.getAxis(side)
         axis.setPen("k")
         axis.setTextPen("k")
+        axis.enableAutoSIPrefix(False)  # no "(x0.001)" on category axes
     plot.setLabel("bottom", xlabel, color="k")
     plot.setLabel("left", ylabel, color="k")
     plot.showGrid(x=False, y=True, alpha=0.25)
@@ -263,16 +265,53 @@ def draw_bars(
         axis.setStyle(tickTextHeight=lines * 18)
         axis.setHeight(lines * 18 + 24)
     plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
-    # room above the bars for the value labels and, above them, the legend's one row
-    headroom = 1.32 if legend is not None else 1.12
+    # room above the bars for the value labels and, above them, the legend's one row: measured in
+    # pixels of this plot (a small on-screen plot needs relatively more room than a 900x540 file);
+    # a plot too low for that names the series in its title instead
+    legend = _keys_in_title_if_cramped(plot, legend, {n: (colors or {}).get(n) or color(n, i)
+                                                      for i, n in enumerate(series)})
+    headroom = _headroom(plot, legend, values_on_bars)
     top = max(1.0, top)
     low = 0.0 if bottom >= 0 else bottom - 0.06 * (top - bottom) - (0.04 * top if values_on_bars else 0.0)
     plot.setYRange(low, top * headroom, padding=0)
 
 
+def _keys_in_title_if_cramped(plot: Any, legend: Any, colours: Mapping[str, str]) -> Any:
+    """A plot too low for its legend names the series in its title instead; returns the legend or None."""
+    if legend is None or _legend_share(plot, legend) <= 0.3:
+        return legend
+    keys = "  ".join(f"<span style='color:{c}'>■</span> {label(n)}" for n, c in colours.items())
+    plot.setTitle(f"{plot.titleLabel.text}&nbsp;&nbsp;{keys}", color="k",
+                  size=f"{12 * getattr(plot, 'st_font_scale', 1.0):.1f}pt")
+    if legend.scene() is not None:
+        legend.scene().removeItem(legend)
+    plot.legend = None
+    return None
+
+
+def _view_height(plot: Any) -> float:
+    view_h = float(plot.getViewBox().height())
+    return view_h if view_h >= 60 else HEIGHT * 0.78  # not laid out yet (a file's canvas): about this tall
+
+
+def _legend_share(plot: Any, legend: Any) -> float:
+    """The part of the plot's height a legend above the bars would take."""
+    return (float(legend.boundingRect().height()) + 14) / _view_height(plot)
+
+
+def _headroom(plot: Any, legend: Any, values_on_bars: bool) -> float:
+    """Factor over the tallest bar so that value labels and the legend sit above every bar."""
+    view_h = _view_height(plot)
+    scale = getattr(plot, "st_font_scale", 1.0)
+    needed = (18 * scale if values_on_bars else 4) + 8
+    if legend is not None:
+        needed += float(legend.boundingRect().height()) + 14
+    return 1.0 / max(0.4, 1.0 - needed / view_h)
+
+
 def draw_lines(
     plot: Any,
-    series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
+    series: Mapping[str, tuple[Any, Any, Any]],  # x, y, error or None (sequences or arrays)
     *,
     xticks: Sequence[tuple[float, str]] | None = None,
     symbols: bool = True,
@@ -290,6 +329,7 @@ def draw_lines(
             e = _finite(err)
             plot.addItem(pg.ErrorBarItem(x=xa, y=ya, top=e, bottom=e, beam=0.15, pen=pg.mkPen(c, width=1.5)))
     plot.getAxis("bottom").setTicks(None if xticks is None else [list(xticks)])
+    _keys_in_title_if_cramped(plot, plot.legend, {n: color(n, i) for i, n in enumerate(series)})
 
 
 def draw_histogram(plot: Any, series: Mapping[str, Sequence[float]], *, bins: int = 20) -> None:
@@ -378,9 +418,9 @@ def robustness_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "
             ks = [0] + [r["k"] for r in rows[n]]
             series[n] = (ks, [report["main"][n]] + [r["mean"] for r in rows[n]], [0.0] + [r["std"] for r in rows[n]])
         ticks = [(float(k), str(k)) for k in series[names[0]][0]]
-        charts.append(Chart(f"_{key}", f"{what} (mean ± std, {report['repeats']} draws, BN: {report['bn']})",
-                            "k", "accuracy (%)",
-                            lambda p, s=series, t=ticks: draw_lines(p, s, xticks=t, legend="bottom-left")))
+        charts.append(Chart(f"_{key}", f"{what} ({report['repeats']} draws, BN: {report['bn']})",
+                            "k", "accuracy (%), mean ± std",
+                            partial(draw_lines, series=series, xticks=ticks, legend="bottom-left")))
     return charts
 
 
@@ -389,8 +429,8 @@ def importance_charts(report: Mapping[str, Any], names: Sequence[str] = ("ct", "
     names = [n for n in names if n in report["importance"]]
     drops = {n: report["importance"][n] for n in names}
     blocks = [str(b) for b in range(len(drops[names[0]]))]
-    return [Chart("", f"Block importance: accuracy lost when one block is deleted (BN: {report['bn']})",
-                  "deleted block", "accuracy lost (points)",
+    return [Chart("", f"Block importance (BN: {report['bn']})",
+                  "deleted block", "points of accuracy lost",
                   lambda p: draw_bars(p, blocks, drops, values_on_bars=len(blocks) <= 12))]
 
 
@@ -428,10 +468,10 @@ def depth_charts(report: Mapping[str, Any]) -> list[Chart]:
                              [r["subnets"][method][mode]["std"] for r in rows])
         charts.append(Chart(f"_smallest_{mode}", f"Smallest sub-net {report['smallest_plan']}: alone vs inside "
                             f"(BN: {mode})", "depth (residual blocks)", "accuracy (%)",
-                            lambda p, s=smallest: draw_lines(p, s, xticks=ticks, legend="bottom-left")))
+                            partial(draw_lines, series=smallest, xticks=ticks, legend="bottom-left")))
         charts.append(Chart(f"_subnets_{mode}", f"All ordered sub-nets, mean +- std (BN: {mode})",
                             "depth (residual blocks)", "accuracy (%)",
-                            lambda p, b=bands: draw_lines(p, b, xticks=ticks, legend="bottom-left")))
+                            partial(draw_lines, series=bands, xticks=ticks, legend="bottom-left")))
     return charts
 
 

@@ -366,7 +366,7 @@ def _cli_cases(run: Path, tmp: Path) -> list[tuple[list, str]]:
     an = lambda name, *extra: ["analyze", name, "--ct", run, "--st", run, "--dataset", SYN, *extra,  # noqa: E731
                                "--out", tmp / "rep"]
     return [
-        (t("--space", "0|0-99999999999999|0"), "space for stage 1"),
+        (t("--space", "0|0-99999999999999|0"), "space for stage 2"),
         (t("--space", "0|０-1|0"), "ASCII"),
         (t("--lr", "1e308"), "--lr"), (t("--lr", "nan"), "--lr"), (t("--lr", "-1"), "--lr"), (t("--lr", "0"), "--lr"),
         (t("--momentum", "1e308"), "--momentum"), (t("--momentum", "1"), "--momentum"),

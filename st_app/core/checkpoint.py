@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from . import tensorfile
+from .checkpoint_meta import RunInfo, run_info
 from .meta_schema import MetaError, check_meta
 from .models import ModelConfig, ResidualNet
 from .models.resnet import CIFAR_DEPTHS, IMAGENET_SPECS
@@ -59,6 +60,11 @@ class Checkpoint:
     model: ResidualNet
     meta: dict[str, Any]
     path: Path
+
+    @property
+    def info(self) -> RunInfo:
+        """Method, data set, epoch and architecture, read from the metadata in one place."""
+        return run_info(self.meta)
 
     @property
     def id(self) -> str:

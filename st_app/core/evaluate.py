@@ -21,6 +21,7 @@ from .data.types import calibration_subset
 from .models import ResidualNet
 from .plan import SubnetPlan, ordered_space, space_size
 from .precision import active_precision, eval_batch_size
+from .subnet_eval.ops import start_recalibration
 
 __all__ = [
     "BN_MODES",
@@ -77,10 +78,7 @@ def recalibrate_bn(
 
     Modifies the model; wrap in ``bn_state`` to keep the original statistics.
     """
-    layers = _bn_layers(model)
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None
+    start_recalibration(_bn_layers(model))
     model.train()
     precision = active_precision(images.device)
     with precision.autocast():

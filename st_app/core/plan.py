@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .limits import is_ascii_int
 
-__all__ = ["BlockShape", "NetLayout", "SubnetPlan", "ordered_space", "space_size", "parse_space"]
+__all__ = ["BlockShape", "NetLayout", "SubnetPlan", "insertion_index", "ordered_space", "space_size", "parse_space"]
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ class SubnetPlan:
                 seen.add(b)
                 if b not in lay.stages[s]:
                     raise ValueError(
-                        f"block {b} in the wrong stage: it belongs to stage {lay.stage_of(b)}, "
-                        f"not stage {s}"
+                        f"block {b} in the wrong stage: it belongs to stage {lay.stage_of(b) + 1}, "
+                        f"not stage {s + 1}"
                     )
             self._check_shapes(s, blocks)
 
@@ -131,7 +131,7 @@ class SubnetPlan:
             if shape.in_channels != channels or (shape.stride != 1 and downsampled):
                 raise ValueError(
                     f"permuting blocks of different shapes: block {b} ({shape}) cannot run at "
-                    f"position {pos} of stage {s}; only blocks of identical shape may be permuted"
+                    f"position {pos + 1} of stage {s + 1}; only blocks of identical shape may be permuted"
                 )
             channels, downsampled = shape.out_channels, downsampled or shape.stride != 1
 
@@ -172,7 +172,7 @@ class SubnetPlan:
         stages = []
         for s, (d, stage) in enumerate(zip(depths, layout.stages)):
             if not 0 <= d <= len(stage):
-                raise ValueError(f"depth {d} out of range for stage {s} (0..{len(stage)})")
+                raise ValueError(f"depth {d} out of range for stage {s + 1} (0..{len(stage)})")
             stages.append(stage[:d])
         return cls(layout, tuple(stages))
 
@@ -222,11 +222,7 @@ class SubnetPlan:
         cur = list(self.stages[s])
         if block in cur:
             raise ValueError(f"block {block} is already in the plan")
-        if self.layout.shapes[block].changes_shape:
-            pos = 0
-        else:
-            pos = next((i for i, b in enumerate(cur) if b > block), len(cur))
-        cur.insert(pos, block)
+        cur.insert(insertion_index(self.layout, cur, block), block)
         return self._replace_stage(s, cur)
 
     def toggle(self, block: int) -> SubnetPlan:
@@ -237,7 +233,7 @@ class SubnetPlan:
         si, sj = self.layout.stage_of(i), self.layout.stage_of(j)
         if si != sj:
             raise ValueError(
-                f"blocks {i} and {j} are in different stages ({si} and {sj}); "
+                f"blocks {i} and {j} are in different stages ({si + 1} and {sj + 1}); "
                 "blocks may only be permuted inside their stage"
             )
         cur = list(self.stages[si])
@@ -261,8 +257,17 @@ class SubnetPlan:
             raise ValueError(f"block {block} is not in the plan, so it cannot be moved")
         target = cur.index(block) + offset
         if not 0 <= target < len(cur):
-            raise ValueError(f"block {block} cannot move {offset:+d}: it would leave stage {s}")
+            raise ValueError(f"block {block} cannot move {offset:+d}: it would leave stage {s + 1}")
         return self.swap(block, cur[target])
+
+    def move_to(self, block: int, index: int) -> SubnetPlan:
+        """Run ``block`` at position ``index`` (0-based, clamped) among its stage's running blocks."""
+        s = self.layout.stage_of(block)
+        if block not in self.stages[s]:
+            raise ValueError(f"block {block} is off; turn it on before moving it")
+        order = [b for b in self.stages[s] if b != block]
+        order.insert(max(0, min(int(index), len(order))), block)
+        return self._replace_stage(s, order)
 
     # ------------------------------------------------------------------ sampling
     @classmethod
@@ -278,6 +283,18 @@ class SubnetPlan:
         return cls.from_depths(layout, depths)
 
 
+def insertion_index(layout: NetLayout, order: Sequence[int], block: int) -> int:
+    """Where a block that is not in ``order`` (one stage's blocks, in run order) goes back in.
+
+    A shape-changing block goes first (nothing else can run before it); any other block goes
+    before the first block with a higher id, i.e. where network order places it. ``restore``
+    and the app's block graph (which slots dropped blocks among the running ones) share it.
+    """
+    if layout.shapes[block].changes_shape:
+        return 0
+    return next((i for i, b in enumerate(order) if b > block), len(order))
+
+
 def _check_space(layout: NetLayout, space: Sequence[Sequence[int]] | None) -> list[list[int]]:
     """Per-stage allowed numbers of trailing blocks to drop; default ``0..n-1`` (keep one)."""
     if space is None:
@@ -290,10 +307,10 @@ def _check_space(layout: NetLayout, space: Sequence[Sequence[int]] | None) -> li
     for s, (drops, stage) in enumerate(zip(space, layout.stages)):
         drops = sorted(set(int(k) for k in drops))
         if not drops:
-            raise ValueError(f"malformed space: stage {s} allows no drop count")
+            raise ValueError(f"malformed space: stage {s + 1} allows no drop count")
         if drops[0] < 0 or drops[-1] > len(stage) - 1:
             raise ValueError(
-                f"space for stage {s} must drop between 0 and {len(stage) - 1} blocks "
+                f"space for stage {s + 1} must drop between 0 and {len(stage) - 1} blocks "
                 "(ordered sampling keeps each stage's first block)"
             )
         out.append(drops)
@@ -314,7 +331,7 @@ def parse_space(text: str, layout: NetLayout) -> list[list[int]]:
                 raise ValueError(f"malformed space {text!r}: {tok!r} is not a number or range (ASCII digits)")
             lo, hi = int(ends[0]), int(ends[-1])
             if hi > most:  # checked before range() so '0-99999999999999' cannot exhaust memory
-                raise ValueError(f"space for stage {s} must drop between 0 and {most} blocks, got {tok!r} "
+                raise ValueError(f"space for stage {s + 1} must drop between 0 and {most} blocks, got {tok!r} "
                                  "(ordered sampling keeps each stage's first block)")
             vals.extend(range(lo, hi + 1))
         space.append(vals)

@@ -110,7 +110,7 @@ def about_text() -> str:
     try:
         import torch
 
-        torch_version = torch.__version__
+        torch_version = str(torch.__version__)
     except Exception:  # noqa: BLE001 - the About box must open whatever happens
         torch_version = "not available"
     return (

@@ -31,7 +31,7 @@ def mix(a: QColor, b: QColor, t: float) -> QColor:
     )
 
 
-def ui_font(pixel_size: int, bold: bool = False) -> QFont:
+def ui_font(pixel_size: float, bold: bool = False) -> QFont:
     f = QFont(QApplication.font())
     f.setPixelSize(max(6, int(pixel_size)))
     f.setBold(bold)

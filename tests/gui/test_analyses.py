@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from st_app.gui.analysis_worker import AnalysisRunner
+from st_app.gui.analyses.runner import AnalysisRunner
 
 
 def _finish(qtbot, panel, timeout: int = 60000) -> None:  # noqa: ANN001
@@ -122,7 +122,7 @@ def test_block_importance_colours_the_graph(qtbot, window) -> None:  # noqa: ANN
     assert window.graph.importance == pytest.approx(report["importance"]["ct"])
     # other models: the colours are stale and are measured again
     with qtbot.waitSignal(panel.reportReady, timeout=60000):
-        assert window.open_checkpoint(window._slots["ct"].checkpoint.path, "ct")
+        assert window.open_checkpoint(window.session.slot("ct").path, "ct")
     qtbot.waitUntil(lambda: window.graph.importance is not None, timeout=5000)
 
 
@@ -138,7 +138,7 @@ def test_compare_trains_and_opens_its_runs(qtbot, window, tmp_path: Path) -> Non
     assert page.open_button.isEnabled() and page.result.table.rowCount() == 2
     page.open_button.click()
     assert window.tabs.currentWidget() is window.explore_tab
-    assert Path(window._slots["st"].checkpoint.path) == Path(report["methods"][1]["run"])
+    assert Path(window.session.slot("st").path) == Path(report["methods"][1]["run"])
 
 
 def test_closing_mid_analysis_returns_quickly(qtbot, make_window) -> None:  # noqa: ANN001
@@ -310,7 +310,7 @@ def test_a_result_computed_on_replaced_models_says_so(qtbot, window) -> None:  #
     page = panel.page("robustness")
     with qtbot.waitSignal(panel.runner.progress, timeout=30000):
         assert panel.run("robustness", max_k=8, repeats=100, max_swaps=3)
-    ct_path = window._slots["ct"].checkpoint.path
+    ct_path = window.session.slot("ct").path
     assert window.open_checkpoint(ct_path, "ct")  # a new load while the analysis runs
     with qtbot.waitSignal(panel.reportReady, timeout=120000) as sig:
         pass
@@ -319,7 +319,7 @@ def test_a_result_computed_on_replaced_models_says_so(qtbot, window) -> None:  #
 
 
 def test_page_settings_round_trip_and_ignore_values_of_the_wrong_kind(qtbot, settings) -> None:  # noqa: ANN001
-    from st_app.gui.analyses import ComparePage, LoafingPage
+    from st_app.gui.analyses.pages import ComparePage, LoafingPage
 
     page = ComparePage(settings)
     qtbot.addWidget(page)

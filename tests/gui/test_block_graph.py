@@ -10,17 +10,8 @@ from PySide6.QtGui import QColor
 
 from st_app.core.models import build_model
 from st_app.core.plan import SubnetPlan
-from st_app.gui.block_graph import (
-    BOX_H,
-    BOX_X,
-    IMPORTANCE_FLOOR,
-    NA_COLOR,
-    BlockGraphView,
-    NetworkInfo,
-    display_order,
-    format_drop,
-    importance_color,
-)
+from st_app.gui.explore.block_graph import BlockGraphView, NetworkInfo, display_order
+from st_app.gui.explore.graph_items import BOX_H, BOX_X, IMPORTANCE_FLOOR, NA_COLOR, format_drop, importance_color
 
 
 def _info(arch: str = "resnet20", **kw) -> NetworkInfo:  # noqa: ANN003
@@ -141,7 +132,7 @@ def test_drag_requests_reorder(qtbot, view) -> None:  # noqa: ANN001
         qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
     assert sig.args == [0, 2]
     # nobody applied it: the box snaps back to its slot
-    qtbot.waitUntil(lambda: abs(view.block_item(0).pos().x() - view._slots[0][0].x()) < 0.5, timeout=2000)
+    qtbot.waitUntil(lambda: abs(view.block_item(0).pos().x() - view.slot_position(0, 0).x()) < 0.5, timeout=2000)
 
 
 def test_small_drag_is_a_click(qtbot, view) -> None:  # noqa: ANN001
@@ -178,7 +169,7 @@ def test_message_when_empty(qtbot) -> None:  # noqa: ANN001
     assert v.plan is None and not v.block_items()
     v.set_network(_info())
     v.set_presentation(True)
-    assert v._look.line > 2
+    assert v.presentation
 
 
 # ---------------------------------------------------------------- block importance (figure 6a)
@@ -204,7 +195,8 @@ def test_importance_colours_blocks_by_drop(view) -> None:  # noqa: ANN001
     # text stays legible: white on the dark box, black on the pale one
     assert vital.text_color() == QColor("#FFFFFF") and harmless.text_color() == QColor("#000000")
     assert "costs 40.0 points of accuracy" in vital.toolTip() and TITLE in vital.toolTip()
-    assert format_drop(40.0) == "−40.0" and format_drop(-0.4) == "+0.4" and format_drop(math.nan) == "n/a"
+    # points lost, as the legend's unit says: a loss is positive, a gain (deleting helped) negative
+    assert format_drop(40.0) == "40.0" and format_drop(-0.4) == "-0.4" and format_drop(math.nan) == "n/a"
 
 
 def test_importance_scale_floor_negative_and_nan(view) -> None:  # noqa: ANN001

@@ -16,9 +16,9 @@ from unittest.mock import MagicMock
 import pytest
 
 from st_app.core.checkpoint import load_checkpoint
-from st_app.gui import training_panel
-from st_app.gui.train_worker import TrainWorker, _Forwarder
-from st_app.gui.training_panel import TrainingPanel, format_eta
+from st_app.gui.train import panel as training_panel
+from st_app.gui.train.panel import TrainingPanel, format_eta
+from st_app.gui.train.worker import _Outbox
 
 SYNTH = "synthetic:1,8,10,128,64"  # 1 channel, 8x8, 10 classes, 128 train, 64 test
 TINY = dict(model="resnet20", dataset=SYNTH, batch_size=32, lr=0.05, seed=0, device="cpu")
@@ -103,7 +103,7 @@ def test_side_by_side_training_plots_saves_and_exports(qtbot, panel, tmp_path):
 
 
 def test_step_signals_are_throttled(qtbot, panel, tmp_path):
-    panel.worker.min_interval = 0.5  # 2 Hz instead of 20 Hz, so coalescing must show even on a slow machine
+    panel.max_rate_hz = 2.0  # 2 Hz instead of 20 Hz, so coalescing must show even on a slow machine
     with qtbot.waitSignal(panel.runsFinished, timeout=30000):
         t0 = time.monotonic()
         panel.start(("ct", "st"), epochs=3, out_root=str(tmp_path), probe_every=1000,
@@ -116,18 +116,16 @@ def test_step_signals_are_throttled(qtbot, panel, tmp_path):
     assert panel.step_signals < panel.steps_received / 2
 
 
-def test_forwarder_coalesces_steps_but_delivers_epochs(qtbot):
-    worker = TrainWorker(max_rate_hz=20)
-    batches, epochs = [], []
-    worker.stepsReady.connect(batches.append)
-    worker.epochEnded.connect(epochs.append)
-    fwd = _Forwarder(worker)
+def test_outbox_coalesces_steps_but_delivers_epochs():
+    out = _Outbox(max_rate_hz=20)
     for i in range(500):
-        fwd.on_step({"run": "ct", "step": i + 1})
+        out.on_step({"run": "ct", "step": i + 1})
+    out.on_epoch({"run": "ct", "epoch": 1, "test_acc": 50.0})
+    events = list(out.drain())
+    batches = [e[1] for e in events if e[0] == "steps"]
     assert len(batches) <= 2  # 500 steps in far less than 100 ms
-    fwd.on_epoch({"run": "ct", "epoch": 1, "test_acc": 50.0})
     assert [s["step"] for b in batches for s in b] == list(range(1, 501))  # all delivered, in order
-    assert len(epochs) == 1
+    assert [e[0] for e in events][-1] == "epoch"  # after the steps that preceded it
 
 
 def test_stop_keeps_last_finished_epoch_and_user_plan_probe(qtbot, panel, tmp_path):
@@ -170,20 +168,19 @@ def test_shutdown_during_training_ends_thread_quickly(qtbot, panel, tmp_path):
     t0 = time.monotonic()
     assert panel.shutdown(2000)
     assert time.monotonic() - t0 < 2.0
-    assert not panel._thread.isRunning()
     assert not panel.is_training()
     # the panel can train again afterwards (a fresh event loop for the same worker)
     with qtbot.waitSignal(panel.runsFinished, timeout=30000):
         assert panel.start(("ct",), epochs=1, out_root=str(tmp_path / "again"), **TINY)
 
 
-def test_deleting_a_training_panel_joins_its_thread(qtbot, tmp_path):
+def test_deleting_a_training_panel_stops_its_training(qtbot, tmp_path):
     doomed = TrainingPanel()
     doomed.start(("ct", "st"), epochs=500, out_root=str(tmp_path), **TINY)
     qtbot.waitUntil(lambda: doomed.steps_received > 0, timeout=30000)
-    thread = doomed._thread
+    job = doomed.job
     doomed.deleteLater()
-    qtbot.waitUntil(lambda: not thread.isRunning(), timeout=3000)
+    qtbot.waitUntil(lambda: job.done, timeout=3000)
 
 
 def test_worker_error_is_reported_and_panel_stays_usable(qtbot, panel, tmp_path, no_message_box):

@@ -31,6 +31,7 @@ from ..evaluate import BN_MODES, PlanResult, SweepResult, bn_state, running_stat
 from ..models import ResidualNet
 from ..plan import SubnetPlan, ordered_space
 from ..precision import active_precision, eval_batch_size
+from ..subnet_eval.ops import Op, op_bn_layers, plan_ops, run_op, start_recalibration
 from .common import Progress, ShouldStop
 
 __all__ = ["prefix_sweep", "tree_sweep", "tree_logits", "plan_ops", "op_bn_layers", "run_op", "count_tree_nodes"]
@@ -40,7 +41,6 @@ __all__ = ["prefix_sweep", "tree_sweep", "tree_logits", "plan_ops", "op_bn_layer
 CALIB_BATCH = 256
 EVAL_BATCH = 512
 
-Op = tuple[str, int]  # ("block", b): run block b; ("proj", b): dropped entry block b, projection only
 LeafHook = Callable[[int, int, Tensor], None]  # (unique plan index, test chunk index, logits)
 
 
@@ -56,34 +56,6 @@ class _Node:
         self.children: dict[Op, _Node] = {}
         self.ends: list[int] = []  # unique plans whose last op is this node
         self.bn_saved: list[tuple[Tensor, ...]] | None = None
-
-
-def plan_ops(model: ResidualNet, plan: SubnetPlan) -> tuple[Op, ...]:
-    """The block-level operations a plan's forward performs, in order (after the stem)."""
-    ops: list[Op] = []
-    for s, blocks in enumerate(plan.stages):
-        entry = model.layout.stages[s][0]
-        if entry not in blocks and model.blocks[entry].downsample is not None:
-            ops.append(("proj", entry))
-        ops.extend(("block", b) for b in blocks)
-    return tuple(ops)
-
-
-def op_bn_layers(model: ResidualNet, op: Op | None) -> list[nn.modules.batchnorm._BatchNorm]:
-    """BN layers whose statistics an op's forward uses (None: the stem)."""
-    if op is None:
-        return _bn_layers(model.bn1)
-    if op[0] == "proj":
-        return _bn_layers(model.blocks[op[1]].downsample)  # type: ignore[arg-type]
-    return _bn_layers(model.blocks[op[1]])
-
-
-def run_op(model: ResidualNet, op: Op | None, x: Tensor) -> Tensor:
-    """One operation of a plan's forward (None: the stem), as ``ResidualNet.forward`` runs it."""
-    if op is None:
-        return model.forward_stem(x)
-    kind, b = op
-    return model.blocks[b](x, run_branch=(kind == "block"))
 
 
 def _first_stage_ops(model: ResidualNet, ops: tuple[Op, ...]) -> tuple[Op, ...]:
@@ -125,10 +97,6 @@ def count_tree_nodes(model: ResidualNet, plans: Sequence[SubnetPlan], *, bn: str
     return sum(count(g) for g in _build_groups(model, list(dict.fromkeys(plans)), _grouped(bn, n_chunks)))
 
 
-def _bn_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
 class _Engine:
     def __init__(self, model: ResidualNet) -> None:
         self.model = model
@@ -153,9 +121,7 @@ class _Engine:
         node.bn_saved = [tuple(t.clone() for t in running_stats(m)) for m in self.bns(node.op)]
 
     def reset(self, node: _Node) -> None:
-        for m in self.bns(node.op):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average, as recalibrate_bn
+        start_recalibration(self.bns(node.op))  # cumulative average, as recalibrate_bn
 
 
 def _tree_evaluate(

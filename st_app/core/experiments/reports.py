@@ -25,6 +25,7 @@ from torch import Tensor
 from ..data import ImageData
 from ..evaluate import BNMode, calibration_images
 from ..plan import SubnetPlan
+from ..report_text import format_points_lost
 from ..safeio import check_output_folder, write_text
 from .common import Partial, Progress, ShouldStop, check_same_architecture, checkpoint_info
 from .depth import depth_summary, depth_table
@@ -33,6 +34,7 @@ __all__ = [
     "ANALYSES",
     "compare_report",
     "importance_report",
+    "format_points_lost",
     "loafing_report",
     "report_table",
     "robustness_report",
@@ -307,7 +309,7 @@ def _robustness_summary(report: dict[str, Any]) -> list[str]:
         ks = ", ".join(f"k={r['k']}: {r['mean']:.1f}+-{r['std']:.1f}" for r in report["delete_k"][n])
         sw = ", ".join(f"k={r['k']}: {r['mean']:.1f}+-{r['std']:.1f}" for r in report["swap_k"][n])
         lines.append(f"  {n.upper()}: main {report['main'][n]:.2f}%, most important block {worst['block']} "
-                     f"(-{worst['drop']:.1f}), delete {ks}; swap {sw or '-'}")
+                     f"({format_points_lost(worst['drop'])} points lost), delete {ks}; swap {sw or '-'}")
     return lines
 
 
@@ -316,10 +318,10 @@ def _importance_summary(report: dict[str, Any]) -> list[str]:
              "accuracy lost when one block alone is deleted"]
     for n in report["delete_one"]:
         rows = sorted(report["delete_one"][n], key=lambda r: -r["drop"])
-        top = ", ".join(f"{r['block']} (-{r['drop']:.1f})" for r in rows[:3])
+        top = ", ".join(f"{r['block']} ({format_points_lost(r['drop'])})" for r in rows[:3])
         mean = sum(r["drop"] for r in rows) / max(1, len(rows))
         lines.append(f"  {n.upper()}: main {report['main'][n]:.2f}%, mean loss {mean:.1f} points, "
-                     f"most important blocks {top}")
+                     f"most important blocks (points lost) {top}")
     return lines
 
 

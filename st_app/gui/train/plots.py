@@ -12,10 +12,8 @@ every plot (CT orange and dashed, ST blue and solid).
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +22,11 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
+from ..series import PROBE_PREFIX, SeriesStore
+
 __all__ = [
     "METHOD_COLORS",
     "METHOD_LABELS",
-    "SeriesStore",
     "TrainingPlots",
     "method_color",
     "method_label",
@@ -40,12 +39,11 @@ METHOD_DASH = {"ct": Qt.PenStyle.DashLine, "st": Qt.PenStyle.SolidLine,
                "stpp": Qt.PenStyle.DashDotLine, "sd": Qt.PenStyle.DotLine}
 
 #: series drawn as curves (others, e.g. ``lr`` or ``kl``, only go to the CSV export)
-ACC, LOSS, LOSS_RAW, PROBE = "test_acc", "loss", "loss_raw", "probe:"
-SMOOTHING = 0.9  # default EMA weight of the smoothed loss (bias-corrected, as TensorBoard does)
+ACC, LOSS, LOSS_RAW, PROBE = "test_acc", "loss", "loss_raw", PROBE_PREFIX
 REDRAW_MS = 50  # at most 20 redraws a second
 MAX_MARKERS = 24  # probe curves: plan markers on about this many points
 
-_THEMES = {
+_THEMES: dict[bool, dict[str, Any]] = {
     False: {"bg": "#FCFCFD", "fg": "#3A3A3A", "grid": 0.22, "tick": 9, "label": 10, "title": 11,
             "legend": 9, "width": 2.2, "thin": 1.2, "symbol": 6},
     True: {"bg": "#FFFFFF", "fg": "#000000", "grid": 0.28, "tick": 14, "label": 15, "title": 16,
@@ -64,69 +62,15 @@ def method_label(run: str) -> str:
     return METHOD_LABELS.get(run.lower(), run)
 
 
-@dataclass
-class Series:
-    """x as plotted (epoch or step), the value, and the optimizer step it was taken at."""
-
-    x: list[float] = field(default_factory=list)
-    y: list[float] = field(default_factory=list)
-    step: list[int] = field(default_factory=list)
-
-    def add(self, x: float, y: float, step: int) -> None:
-        self.x.append(float(x))
-        self.y.append(float(y))
-        self.step.append(int(step))
-
-
-class SeriesStore:
-    """Every number of a training, keyed by (run, series); plain Python, no Qt."""
-
-    def __init__(self) -> None:
-        self.series: dict[tuple[str, str], Series] = {}
-        self._ema: dict[str, tuple[float, int]] = {}
-        self.smoothing = SMOOTHING
-
-    def add(self, run: str, name: str, x: float, y: float, step: int) -> tuple[str, str]:
-        key = (run, name)
-        self.series.setdefault(key, Series()).add(x, y, step)
-        return key
-
-    def smoothed(self, run: str, value: float) -> float:
-        s, n = self._ema.get(run, (0.0, 0))
-        b = self.smoothing
-        s, n = b * s + (1.0 - b) * value, n + 1
-        self._ema[run] = (s, n)
-        return s / (1.0 - b**n)
-
-    def clear(self) -> None:
-        self.series.clear()
-        self._ema.clear()
-
-    def rows(self) -> Iterable[tuple[str, str, int, float]]:
-        for (run, name), s in self.series.items():
-            for step, value in zip(s.step, s.y):
-                yield run, name, step, value
-
-    def write_csv(self, path: str | Path) -> None:
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["run", "series", "step", "value"])
-            for run, name, step, value in self.rows():
-                w.writerow([run, name, step, repr(value) if math.isfinite(value) else str(value)])
-
-
 class TrainingPlots(QWidget):
     """Three linked plots of a (side-by-side) training, fed with the core's event dicts."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, store: SeriesStore | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.store = SeriesStore()
+        self.store = store if store is not None else SeriesStore()
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
         self.presentation = False
         self._dirty: set[tuple[str, str]] = set()
-        self._roles: dict[str, str] = {}  # plan text -> "smallest" | "random" | "user"
-        self._random_order: list[str] = []
-        self._user_plan: str | None = None
         self._legend_proxies: list[pg.PlotDataItem] = []
         self._marker_size: dict[tuple[str, str], float] = {}
         self.redraws = 0  # for tests and diagnostics
@@ -182,6 +126,7 @@ class TrainingPlots(QWidget):
         self._timer.timeout.connect(self.refresh)
         self._apply_theme()
         self._place_hints()
+        self._show_empty_state()
 
     # ------------------------------------------------------------------ feeding
     def add_steps(self, infos: Iterable[dict[str, Any]]) -> None:
@@ -211,14 +156,9 @@ class TrainingPlots(QWidget):
 
     def set_probe_roles(self, smallest: str, random_plans: list[str], user: str | None) -> None:
         """Which probe is the smallest sub-net, which are random, which is the user's plan."""
-        old_user = self._user_plan
-        self._roles = {p: "random" for p in random_plans}
-        self._roles[smallest] = "smallest"
-        self._random_order = list(random_plans)
-        if user is not None and user not in self._roles:
-            self._roles[user] = "user"
-        self._user_plan = user
-        if old_user is not None and old_user != user and old_user not in self._roles:
+        old_user = self.store.user_plan
+        self.store.set_roles(smallest, random_plans, user)
+        if old_user is not None and old_user != user and old_user not in self.store.roles:
             for key in [k for k in self.curves if k[1] == PROBE + old_user]:
                 self._remove_curve(key)  # its numbers stay in the store (CSV export)
         for key, item in self.curves.items():
@@ -229,6 +169,7 @@ class TrainingPlots(QWidget):
     def set_epochs(self, epochs: int) -> None:
         """Fix the accuracy plot's epoch axis to whole epochs 1..epochs."""
         epochs = max(1, int(epochs))
+        self.store.epochs = epochs
         spacing = max(1, math.ceil(epochs / 10))
         self.acc_plot.getAxis("bottom").setTickSpacing(spacing, spacing)
         self.acc_plot.setXRange(0.75, epochs + 0.25, padding=0)
@@ -237,6 +178,7 @@ class TrainingPlots(QWidget):
         """Show the whole training's step range, so the curves grow across it; the loss is
         smoothed over about a tenth of an epoch (2 to 50 steps)."""
         total = max(1, int(total))
+        self.store.total_steps = total
         for p in (self.loss_plot, self.probe_plot):
             p.setXRange(0, total, padding=0.01)
         window = min(50.0, max(2.0, steps_per_epoch / 10))
@@ -254,7 +196,7 @@ class TrainingPlots(QWidget):
         dirty, self._dirty = self._dirty, set()
         for key in sorted(dirty, key=lambda k: (_run_rank(k[0]), k[0], k[1])):  # stable legend order
             run, name = key
-            if name.startswith(PROBE) and name[len(PROBE):] not in self._roles:
+            if name.startswith(PROBE) and name[len(PROBE):] not in self.store.roles:
                 continue  # a former user plan: kept in the store, no longer drawn
             item = self.curves.get(key) or self._create_curve(key)
             if item is None:
@@ -271,6 +213,7 @@ class TrainingPlots(QWidget):
             self.redraws += 1
             for hint in self._hints.values():
                 hint.setVisible(False)
+        self._show_empty_state()
 
     def _plot_for(self, name: str) -> pg.PlotItem | None:
         if name == ACC:
@@ -324,18 +267,19 @@ class TrainingPlots(QWidget):
             self.probe_legend.addItem(proxy, method_label(run))
         for plan in plans:
             proxy = pg.PlotDataItem()
-            self._style(("", PROBE + plan), proxy, color=_THEMES[self.presentation]["fg"])
+            self._style(("", PROBE + plan), proxy, color_name=_THEMES[self.presentation]["fg"])
             proxy.setSymbolSize(max(9, proxy.opts["symbolSize"] + 3))  # markers legible in the key
             self._legend_proxies.append(proxy)
             self.probe_legend.addItem(proxy, self._legend_name(("", PROBE + plan)))
         self._apply_legend_theme(self.probe_legend)
+        self.probe_legend.setVisible(bool(self.probe_legend.items))
 
     def _role_rank(self, plan: str) -> int:
-        role = self._roles.get(plan, "user")
+        role = self.store.roles.get(plan, "user")
         if role == "smallest":
             return 0
         if role == "random":
-            return 1 + (self._random_order.index(plan) if plan in self._random_order else 0)
+            return 1 + (self.store.random_order.index(plan) if plan in self.store.random_order else 0)
         return 99
 
     def _legend_name(self, key: tuple[str, str]) -> str | None:
@@ -346,7 +290,7 @@ class TrainingPlots(QWidget):
             return f"{method_label(run)} (smoothed)"
         if name.startswith(PROBE):
             plan = name[len(PROBE):]
-            role = self._roles.get(plan, "user")
+            role = self.store.roles.get(plan, "user")
             tag = {"smallest": "  (smallest)", "user": "  (your plan)"}.get(role, "")
             return f"{plan}{tag}"
         return None
@@ -356,14 +300,14 @@ class TrainingPlots(QWidget):
         base = {"st": 2.0, "ct": 1.0}.get(run, 0.0)
         if name == LOSS_RAW:
             return -10 + base
-        if name.startswith(PROBE) and self._roles.get(name[len(PROBE):]) == "smallest":
+        if name.startswith(PROBE) and self.store.roles.get(name[len(PROBE):]) == "smallest":
             return 10 + base
         return base
 
-    def _style(self, key: tuple[str, str], item: pg.PlotDataItem, color: str | None = None) -> None:
+    def _style(self, key: tuple[str, str], item: pg.PlotDataItem, color_name: str | None = None) -> None:
         run, name = key
         t = _THEMES[self.presentation]
-        base = color or method_color(run)
+        base = color_name or method_color(run)
         color = pg.mkColor(base)
         dash = METHOD_DASH.get(run.lower(), Qt.PenStyle.SolidLine)
         width, symbol, size = t["width"], None, t["symbol"]
@@ -371,11 +315,11 @@ class TrainingPlots(QWidget):
             color.setAlpha(70)
             width, dash = t["thin"], Qt.PenStyle.SolidLine
         elif name.startswith(PROBE):
-            role = self._roles.get(name[len(PROBE):], "user")
+            role = self.store.roles.get(name[len(PROBE):], "user")
             if role == "smallest":
                 width, symbol, size = t["width"] * 1.35, "o", size + 1
             elif role == "random":
-                idx = self._random_order.index(name[len(PROBE):]) if name[len(PROBE):] in self._random_order else 0
+                idx = self.store.random_order.index(name[len(PROBE):]) if name[len(PROBE):] in self.store.random_order else 0
                 symbol = ("t", "s", "d", "p")[idx % 4]
                 width = t["thin"] + 0.3
                 color.setAlpha(200)
@@ -443,8 +387,23 @@ class TrainingPlots(QWidget):
         t = _THEMES[self.presentation]
         legend.setLabelTextColor(t["fg"])
         legend.setLabelTextSize(f"{t['legend']}pt")
+        for _sample, label in legend.items:  # the labels already there keep their size otherwise
+            label.setText(label.text, size=f"{t['legend']}pt", color=t["fg"])
+        legend.updateSize()
         legend.setBrush(pg.mkBrush(255, 255, 255, 235))
         legend.setPen(pg.mkPen("#B0B0B0" if not self.presentation else "#000000"))
+
+    def _show_empty_state(self) -> None:
+        """No stray legend frames on empty plots, and a 0-100 % axis before the first epoch."""
+        for legend in self.legends:
+            legend.setVisible(bool(legend.items))
+        if not any(k[1] == ACC for k in self.curves):
+            self.acc_plot.setYRange(0, 100, padding=0.02)
+        for plot in (self.acc_plot, self.loss_plot, self.probe_plot):  # no 0.2 … 0.8 on an empty axis
+            has_data = any(self._plot_for(k[1]) is plot for k in self.curves)
+            plot.getAxis("bottom").setStyle(showValues=has_data or plot is self.acc_plot)
+            if plot is self.loss_plot:
+                plot.getAxis("left").setStyle(showValues=has_data)
 
     def _place_hints(self, *_: Any) -> None:
         for plot in (self.acc_plot, self.loss_plot, self.probe_plot):
@@ -459,14 +418,27 @@ class TrainingPlots(QWidget):
             self._remove_curve(key)
         self.store.clear()
         self._dirty.clear()
-        self._roles.clear()
-        self._random_order = []
-        self._user_plan = None
         self._rebuild_probe_legend()
         for hint in self._hints.values():
             hint.setVisible(True)
+        self._show_empty_state()
         for plot in (self.acc_plot, self.loss_plot, self.probe_plot):
             plot.enableAutoRange(x=True)
+
+    def reload(self) -> None:
+        """Redraw everything from the store (it was replaced: a session was opened)."""
+        for key in list(self.curves):
+            self._remove_curve(key)
+        if self.store.epochs:
+            self.set_epochs(self.store.epochs)
+        if self.store.total_steps:
+            for p in (self.loss_plot, self.probe_plot):
+                p.setXRange(0, self.store.total_steps, padding=0.01)
+        for key in self.store.series:
+            self._dirty.add(key)
+        self._rebuild_probe_legend()
+        self.refresh()
+        self._show_empty_state()
 
     def point_count(self, run: str, series: str) -> int:
         item = self.curves.get((run, series))
@@ -525,7 +497,7 @@ def _export_svg(scene: Any, path: Path) -> None:
 
     from pyqtgraph.exporters import SVGExporter
 
-    module = sys.modules[SVGExporter.__module__]
+    module: Any = sys.modules[SVGExporter.__module__]
     original = module.correctCoordinates
 
     def tolerant(node: Any, defs: Any, item: Any, options: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..style import MUTED, SLOT_COLORS, SLOT_NAMES, SLOT_TITLES, ui_font
 from .accuracy import BN_LABELS
-from .style import MUTED, SLOT_COLORS, SLOT_NAMES, SLOT_TITLES, ui_font
 
 __all__ = ["AccuracyCard", "AccuracyPanel", "PathsBar", "PlanPanel", "format_count"]
 
@@ -176,12 +176,13 @@ class AccuracyPanel(QGroupBox):
             cards.addWidget(card)
         lay.addLayout(cards, 1)
         row = QHBoxLayout()
-        self.bn_label = QLabel("BatchNorm statistics:")
+        self.bn_label = QLabel("BN statistics:")
         self.bn_label.setToolTip(BN_TOOLTIP)
         self.bn_combo = QComboBox()
         for mode, text in BN_LABELS.items():
             self.bn_combo.addItem(text, mode)
         self.bn_combo.setToolTip(BN_TOOLTIP)
+        self.bn_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never elided
         self.bn_combo.currentIndexChanged.connect(lambda _i: self.bnModeChanged.emit(self.bn_mode()))
         self.gap = QLabel("")
         self.gap.setObjectName("gapLabel")
@@ -287,6 +288,7 @@ class PlanPanel(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Sub-network", parent)
+        self.presentation = False
         self.setToolTip("The current sub-network (plan) and what it costs.")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(10, 16, 10, 10)
@@ -351,6 +353,32 @@ class PlanPanel(QGroupBox):
     def set_plan_text(self, text: str) -> None:
         self.edit.setText(text)
         self.set_error(None)
+        self.fit_text()
+
+    def set_presentation(self, on: bool) -> None:
+        self.presentation = on
+        self.paths.set_presentation(on)
+        self.fit_text()
+
+    def fit_text(self) -> None:
+        """Shrink the plan field's font until the whole plan fits (resnet56's plan is long)."""
+        base = 20 if self.presentation else 14
+        text = self.edit.text() or self.edit.placeholderText()
+        room = max(40, self.edit.width() - 18)
+        px = base
+        font = self.edit.font()
+        while px > 9:
+            font.setPixelSize(px)
+            if QFontMetrics(font).horizontalAdvance(text) <= room:
+                break
+            px -= 1
+        sheet = f"font-size: {px}px;" if px != base else ""
+        if self.edit.styleSheet() != sheet:
+            self.edit.setStyleSheet(sheet)
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001
+        super().resizeEvent(event)
+        self.fit_text()
 
     def set_error(self, message: str | None) -> None:
         if bool(self.edit.property("invalid")) != bool(message):
