@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .recipe_options import DATA_RECIPE_FIELDS
 from .trainer import (
-    DATA_RECIPE_FIELDS,
     TrainConfig,
     TrainControl,
     Trainer,

@@ -39,6 +39,7 @@ from .distributed import (
     barrier,
     init_world,
 )
+from .recipe_options import data_recipe_problem, init_classifier
 from .stepmodel import DispatchModule, StepModel
 
 __all__ = ["TrainConfig", "TrainControl", "TrainEvents", "Trainer", "TrainingError", "open_training_data", "resolve_device"]
@@ -64,9 +65,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
-    # None: the method's default (on for stpp, as the authors' trainer; off otherwise);
-    # the Trainer writes the resolved value back, so meta.json records what ran
-    bn_reestimate: bool | None = None
+    bn_reestimate: bool | None = None  # None: the method's default (stpp: on), resolved into meta.json
     bn_reestimate_images: int = 2000
     data_dir: str | None = None
     image_size: int | None = None
@@ -151,29 +150,6 @@ class TrainControl:
                 return
 
 
-DATA_RECIPE_FIELDS = ("val_resize", "val_crop", "color_jitter", "lighting")
-
-
-def _check_data_recipe(config: TrainConfig, data: DataSource) -> None:
-    """The image-file recipe (the authors' ImageNet loader) acts on streamed images only; an
-    in-memory set would ignore it, so say so instead of training without it."""
-    used = [f for f in DATA_RECIPE_FIELDS if getattr(config, f)]
-    if used and data.in_memory:
-        raise TrainingError(
-            f"{', '.join(used)} (the authors' ImageNet data recipe) act on images streamed from files; "
-            f"{data.name} is held in memory and would ignore them (stream an image folder: "
-            "imagenet:PATH, or imagefolder:PATH with --data-in-memory no)"
-        )
-
-
-def _init_classifier(model: torch.nn.Module, std: float) -> None:
-    """The authors' classifier init: weight ~ N(0, std), bias 0 (the network's last linear layer)."""
-    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    torch.nn.init.normal_(linear.weight, 0.0, std)
-    if linear.bias is not None:
-        torch.nn.init.zeros_(linear.bias)
-
-
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; an unavailable choice is an error."""
     name = (name or "auto").lower()
@@ -246,12 +222,13 @@ class Trainer:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes per plan: autotuned kernels pay off
         self.data: DataSource = (data or open_training_data(config, self.device.type)).to(self.device)
-        _check_data_recipe(config, self.data)
+        if problem := data_recipe_problem(config.to_dict(), self.data):
+            raise TrainingError(problem)
         torch.manual_seed(config.seed)
         if model is None:
             model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size)
             if config.fc_init_std is not None:
-                _init_classifier(model, config.fc_init_std)
+                init_classifier(model, config.fc_init_std)
         self._check_model(model)
         self.model = model.to(self.device)
         self.method: Method = method or make_method(config.method, **config.method_options)
@@ -416,8 +393,7 @@ class Trainer:
 
     # --------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
-        """Cosine decay per step from the base rate (scaled for the batch if asked) to zero, held at
-        ``min_lr`` from below (the authors' ``--min_lr`` clamp)."""
+        """Cosine decay per step from the base rate (batch-scaled if asked) to zero, floored at ``min_lr``."""
         cosine = 0.5 * self.base_lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps)))
         return max(cosine, self.config.min_lr)
 
