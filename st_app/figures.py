@@ -475,8 +475,21 @@ def depth_charts(report: Mapping[str, Any]) -> list[Chart]:
     return charts
 
 
+def triangle_charts(report: Mapping[str, Any]) -> list[Chart]:
+    """Paper tables 2-3 as bars: each smaller net alone, then inside each bigger one; CT vs ST."""
+    rows = report["results"]
+    common = os.path.commonprefix(list(report["archs"])).rstrip("0123456789")  # "densenet-bc-22, -40" -> "22, 40"
+    short = {a: a[len(common):] or a for a in report["archs"]}
+    cats = [f"{short[r['subnet']]} {'alone' if r['inside'] == 'alone' else 'in ' + short[r['inside']]}" for r in rows]
+    series = {"ct": [r["ct"] for r in rows], "st": [r["st"] for r in rows]}
+    return [Chart("", f"Loafing: {common.rstrip('-_')}{{{', '.join(short.values())}}} alone vs inside bigger nets "
+                      f"(BN: {report['bn']})",
+                  "sub-network", "accuracy (%)", lambda p: draw_bars(p, cats, series))]
+
+
 _CHARTS = {"importance": importance_charts, "loafing": loafing_charts, "subnets": subnets_charts,
-           "robustness": robustness_charts, "compare": compare_charts, "depth": depth_charts}
+           "robustness": robustness_charts, "compare": compare_charts, "depth": depth_charts,
+           "loafing_triangle": triangle_charts}
 
 
 def report_charts(report: Mapping[str, Any]) -> list[Chart]:

@@ -105,7 +105,7 @@ def test_foreign_torchvision_state_dict_is_recognised(tmp_path):
     with pytest.raises(CheckpointError, match="looks like a resnet18"):
         load_checkpoint(tmp_path / "tv.pth", arch="resnet50")
     torch.save({"a": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a ResNet state_dict"):
+    with pytest.raises(CheckpointError, match="not a ResNet, Wide ResNet, DenseNet or vision transformer state_dict"):
         load_checkpoint(tmp_path / "other.pt")
     (tmp_path / "trunc.pt").write_bytes((tmp_path / "tv.pth").read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="not a readable PyTorch file"):

@@ -180,7 +180,7 @@ def test_subnet_statistics_uses_same_plans_and_matches_sweep(images):
 def test_robustness_draws_are_reproducible_valid_and_shared():
     lay = _model().layout
     assert deletable_blocks(lay) == list(range(9))
-    assert max_swaps(lay) == 3  # stage 0: three 16->16 blocks; stages 1, 2: two same-shape blocks
+    assert max_swaps(lay) == 3  # stage 1: three 16->16 blocks; stages 2, 3: two same-shape blocks
     assert all(lay.stage_of(a) == lay.stage_of(b) and lay.shapes[a] == lay.shapes[b] for a, b in swappable_pairs(lay))
     for k in (1, 2, 4):
         a, b = draw_deletions(lay, k, 6, seed=3), draw_deletions(lay, k, 6, seed=3)

@@ -73,14 +73,17 @@ def test_prefix_sharing_matches_plain_forward(tiny_model, mode):
             assert torch.allclose(tiny_model.forward_from_taps(taps, plan), tiny_model(x, plan), atol=1e-5), plan
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
-def test_torchvision_weights_load_unchanged(arch):
+@pytest.mark.parametrize("arch,size", [("resnet18", 64), ("resnet50", 64), ("resnext50_32x4d", 64),
+                                       ("densenet121", 64), ("vit_b_32", 224)])
+def test_torchvision_weights_load_unchanged(arch, size):
     tv = getattr(torchvision.models, arch)(weights=None, num_classes=7)
-    ours = build_model(arch, num_classes=7, in_channels=3, image_size=64)
+    if hasattr(tv, "heads"):  # torchvision zero-initialises a ViT's head: equal logits would prove nothing
+        torch.nn.init.normal_(tv.heads.head.weight, std=0.05)
+    ours = build_model(arch, num_classes=7, in_channels=3, image_size=size)
     ours.load_state_dict(tv.state_dict())  # strict: names and shapes identical
     tv.eval(), ours.eval()
-    x = torch.randn(2, 3, 64, 64)
-    assert torch.equal(tv(x), ours(x))
+    x = torch.randn(2, 3, size, size)
+    assert torch.equal(tv(x), ours(x)) and tv(x).abs().max() > 0
 
 
 def test_cifar_resnets_adapt_to_the_data():

@@ -34,9 +34,17 @@ def _input_sides(model, method, side, steps=3, seed=0):
     return seen
 
 
-def test_total_stride_of_the_two_families():
+def test_total_stride_of_every_family():
+    from st_app.core.models import ModelConfig, model_from_config
+
+    def empty(arch, size):  # no weights needed to know a stride
+        return model_from_config(ModelConfig(arch, 10, 3, size), empty=True)
+
     assert total_stride(build_model("resnet20", 10, 1, 8)) == 4
     assert total_stride(build_model("resnet18", 10, 3, 224)) == 32
+    expected = {"wrn-28-10": 4, "densenet-bc-100": 4, "densenet121": 32, "vit-micro": 2, "vit_b_16": 16,
+                "resnext50_32x4d": 32}
+    assert {arch: total_stride(empty(arch, 224)) for arch in expected} == expected
 
 
 def test_the_authors_range_has_no_floor(tiny_model):
@@ -97,3 +105,11 @@ def test_runs_saved_before_the_authors_stpp_keep_what_they_computed(tiny_model):
     assert isinstance(old, StimulativeTraining)
     assert (old.main_ce, old.sub_input, old.norm_eps, old.smallest_input(8)) == ("raw", "independent", 1e-5, 8)
     assert old.space_name == "default" and len(old.space[0]) == 3
+
+
+def test_an_input_too_small_for_the_network_is_a_clear_error_before_training():
+    """The authors' range has no floor: 32 px images give DenseNet-121 13 px sub-net inputs."""
+    model = build_model("densenet121", 10, 3, 32)
+    with pytest.raises(ValueError, match=r"13 px .* too small for densenet121.*--min-side auto"):
+        make_method("stpp").prepare(model)
+    make_method("stpp", min_side="auto").prepare(model)  # 3 x its stride of 32: no shrinking

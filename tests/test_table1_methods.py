@@ -45,7 +45,7 @@ def test_layer_supervision_loss_is_main_ce_plus_the_mean_auxiliary_ce(tiny_model
     terms = m.step(tiny_model, x, y, random.Random(0))
     with torch.no_grad():
         logits, taps = tiny_model.forward_with_taps(x)
-        aux = [F.cross_entropy(head(taps[s][d]), y) for (s, d), head in zip(m._points, m._heads.values())]
+        aux = [F.cross_entropy(head(taps[i]), y) for i, head in zip(m._points, m._heads.values())]
         expected = F.cross_entropy(logits, y) + 0.5 * sum(aux) / len(aux)
     assert float(terms["loss"]) == pytest.approx(float(expected), rel=1e-5)
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.training_modules().parameters()
@@ -67,9 +67,10 @@ def test_self_distillation_terms(tiny_model):
     assert float(terms["kd"]) > 0 and float(terms["hint"]) > 0
     # a shallow classifier's adapter brings its stage to the last stage's width and resolution
     _, taps = tiny_model.forward_with_taps(x)
-    q, f = m.training_modules()[0](taps[0][-1])
+    stage0_end = taps[3]  # stem, then blocks 0, 1, 2
+    q, f = m.training_modules()[0](stage0_end)
     assert q.shape == (16, 10) and f.shape == (16, 64)
-    assert m.training_modules()[0].adapter(taps[0][-1]).shape[-2:] == taps[-1][-1].shape[-2:]
+    assert m.training_modules()[0].adapter(stage0_end).shape[-2:] == taps[-1].shape[-2:]
     # no gradient from the distillation targets back into the deepest classifier's output
     only_kd = make_method("selfdistill", distill_weight=1.0, hint_weight=0.0)
     other = copy.deepcopy(tiny_model)

@@ -24,6 +24,7 @@ ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare", "depth"
 
 EXAMPLES = """examples:
   python -m st_app analyze loafing    --ct runs/ct --st runs/st --out report/
+  python -m st_app analyze loafing    --ct runs/bc22-ct,runs/bc40-ct --st runs/bc22-st,runs/bc40-st --out report/
   python -m st_app analyze subnets    --ct runs/ct --st runs/st --bn recalibrate --out report/ --json
   python -m st_app analyze robustness --ct runs/ct --st runs/st --max-k 4 --repeats 10 --out report/
   python -m st_app analyze importance --ct runs/ct --st runs/st --bn recalibrate --out report/
@@ -71,9 +72,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the report as one JSON object")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    lo = sub.add_parser("loafing", help="sub-nets trained alone vs inside CT and ST (figure 2)",
+    lo = sub.add_parser("loafing", help="sub-nets trained alone vs inside CT and ST (figure 2, tables 2-3)",
                         description="Train chosen ordered sub-nets alone with the CT run's recipe and compare "
-                        "them with the same sub-nets evaluated inside the CT and ST models.")
+                        "them with the same sub-nets evaluated inside the CT and ST models. With several "
+                        "comma-separated --ct and --st runs of one family (e.g. densenet-bc-22,-40,-64), run "
+                        "the paper's tables 2-3 instead: each smaller net alone vs inside each bigger one.")
     common(lo)
     lo.add_argument("--plans", default=None,
                     help="sub-nets separated by ';' (plan text or depths:1,1,1; default: the smallest and two others)")
@@ -191,6 +194,24 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     return ct, st, data.to(device), device
 
 
+def _split(text: str) -> list[str]:
+    return [p for p in (t.strip() for t in text.split(",")) if p]
+
+
+def _load_pairs(args: argparse.Namespace) -> tuple[list[tuple[Any, Any]], Any]:
+    """Several CT/ST run pairs (``--ct a,b --st a,b``, same order), loaded with ``_load_pair``."""
+    from argparse import Namespace
+
+    cts, sts = _split(args.ct), _split(args.st)
+    if len(cts) != len(sts):
+        raise ValueError(f"--ct names {len(cts)} runs but --st names {len(sts)}; give one ST run per CT run")
+    pairs, data = [], None
+    for ct_path, st_path in zip(cts, sts):
+        ct, st, data, _ = _load_pair(Namespace(**{**vars(args), "ct": ct_path, "st": st_path}))
+        pairs.append((ct, st))
+    return pairs, data
+
+
 def _finish(args: argparse.Namespace, report: dict[str, Any], t0: float) -> int:
     from ..core.experiments.reports import summary_lines
     from ..figures import save_report
@@ -234,6 +255,8 @@ def _run_loafing(args: argparse.Namespace, t0: float) -> int:
     from ..core.experiments.reports import loafing_report
     from ..core.plan import SubnetPlan
 
+    if len(_split(args.ct)) > 1 or len(_split(args.st)) > 1:
+        return _run_triangle(args, t0)
     ct, st, data, device = _load_pair(args)
     plans = None
     if args.plans:
@@ -242,6 +265,17 @@ def _run_loafing(args: argparse.Namespace, t0: float) -> int:
             raise ValueError("--plans names no sub-network")
     report = _with_bar("loafing", args, loafing_report, ct=ct, st=st, data=data, plans=plans, epochs=args.epochs,
                        bn=args.bn, calib_n=args.calib_images, seed=args.seed, device=str(device))
+    return _finish(args, report, t0)
+
+
+def _run_triangle(args: argparse.Namespace, t0: float) -> int:
+    from ..core.experiments.triangle import triangle_report
+
+    if args.plans or args.epochs:
+        raise ValueError("--plans and --epochs apply to one CT/ST pair; the triangle uses each run's own training")
+    pairs, data = _load_pairs(args)
+    report = _with_bar("loafing triangle", args, triangle_report, pairs=pairs, data=data, bn=args.bn,
+                       calib_n=args.calib_images, seed=args.seed)
     return _finish(args, report, t0)
 
 

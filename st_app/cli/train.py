@@ -23,7 +23,8 @@ __all__ = ["add_parser", "run"]
 # CLI dest -> TrainConfig field (when they differ, nothing; listed: the ones a recipe may set)
 CONFIG_FLAGS = ("model", "dataset", "data_dir", "image_size", "method", "epochs", "batch_size", "lr", "min_lr",
                 "momentum", "weight_decay", "seed", "device", "bn_reestimate", "fc_init_std", "val_resize",
-                "val_crop", "color_jitter", "lighting", "precision", "compile", "lr_scaling", "reference_batch",
+                "val_crop", "color_jitter", "lighting", "granularity", "precision", "compile", "lr_scaling",
+                "reference_batch",
                 "sync_bn", "log_every", "data_in_memory", "data_workers")
 # CLI dest -> method option
 METHOD_FLAGS = {
@@ -47,7 +48,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     from ..core.data import DATASETS
     from ..core.methods import KL_RAMPS, MAIN_CE, METHODS, NAMED_SPACES, NORM_TYPES, SUB_INPUTS, SUB_LOSSES
     from ..core.methods.recipes import RECIPES
-    from ..core.models import ARCHITECTURES
+    from ..core.models import ARCHITECTURES, GRANULARITIES
 
     t = sub.add_parser("train", help="train a model (CT, layer/stage supervision, self-distillation, SD, ST, ST++)",
                        description="Train a residual network and write a run folder (model.safetensors, "
@@ -62,6 +63,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="download the data set if it is not in --data-dir")
     t.add_argument("--image-size", type=bounded_int("image-size"), default=None,
                    help="image side: imagefolder images are resized, streamed ones cropped to it (default 32)")
+    t.add_argument("--vit-granularity", dest="granularity", default=None, choices=GRANULARITIES,
+                   help="vision transformers: a plan unit is a whole block or each residual half (default block)")
     t.add_argument("--method", default=None, choices=METHODS, help="training scheme (default st)")
     t.add_argument("--epochs", type=bounded_int("epochs"), default=None,
                    help="epochs (default 30; with --resume: extend the run)")
@@ -227,7 +230,7 @@ def _print_config(config: Any, args: argparse.Namespace) -> int:
         classes, channels, side = 1000, 3, config.image_size or 224
         notes.append(f"data set not opened ({str(exc).splitlines()[0]}); method options resolved for "
                      f"{channels} channels")
-    model = build_model(config.model, classes, channels, side)
+    model = build_model(config.model, classes, channels, side, granularity=config.granularity)
     method = make_method(config.method, **config.method_options)
     method.prepare(model)
     resolved = config.to_dict()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -24,8 +23,7 @@ import torch
 from . import tensorfile
 from .checkpoint_meta import RunInfo, run_info
 from .meta_schema import MetaError, check_meta
-from .models import ModelConfig, ResidualNet
-from .models.resnet import CIFAR_DEPTHS, IMAGENET_SPECS
+from .models import ModelConfig, ResidualNet, model_from_config, recognise_state_dict
 from .runfolder import RunFolder, RunFolderError, RunView, describe_os_error, has_run, read_run
 from .safeio import write_bytes
 from .tensorfile import TensorFileError
@@ -297,37 +295,22 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def infer_config(state: dict[str, torch.Tensor], image_size: int | None = None) -> ModelConfig:
-    """Recognise a ResNet family and depth from state_dict names and shapes."""
-    if "conv1.weight" not in state or "fc.weight" not in state:
-        raise CheckpointError("not a ResNet state_dict: conv1.weight or fc.weight is missing")
-    conv1 = state["conv1.weight"]
-    in_ch, kernel = int(conv1.shape[1]), int(conv1.shape[-1])
-    num_classes = int(state["fc.weight"].shape[0])
-    depths: dict[int, int] = {}
-    for key in state:
-        m = re.match(r"layer(\d+)\.(\d+)\.", key)
-        if m:
-            s, i = int(m.group(1)), int(m.group(2))
-            depths[s] = max(depths.get(s, 0), i + 1)
-    per_stage = [depths[s] for s in sorted(depths)]
-    bottleneck = any(k.endswith("conv3.weight") for k in state)
-    if kernel == 3 and len(per_stage) == 3:
-        for name, n in CIFAR_DEPTHS.items():
-            if per_stage == [n] * 3:
-                return ModelConfig(name, num_classes, in_ch, image_size or 32)
-    if kernel == 7 and len(per_stage) == 4:
-        from .models.blocks import Bottleneck
+def infer_config(state: dict[str, torch.Tensor], image_size: int | None = None, arch: str | None = None) -> ModelConfig:
+    """Recognise the model family, size and shape of a foreign state_dict (each family knows its own)."""
+    return _recognise(state, image_size, arch)[0]
 
-        for name, (block, ds) in IMAGENET_SPECS.items():
-            if ds == per_stage and (block is Bottleneck) == bottleneck:
-                return ModelConfig(name, num_classes, in_ch, image_size or 224)
-    raise CheckpointError(f"unrecognised ResNet layout: stages {per_stage}, stem kernel {kernel}")
+
+def _recognise(state: dict[str, torch.Tensor], image_size: int | None,
+               arch: str | None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    try:
+        return recognise_state_dict(state, image_size, arch)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def build_from_state(config: ModelConfig, state: dict[str, torch.Tensor], source: Path) -> ResidualNet:
     """Build the model and load weights, naming every missing, unexpected or mis-shaped tensor."""
-    model = ResidualNet(config)
+    model = model_from_config(config, empty=True)  # no weights to initialise: they are loaded next
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -345,7 +328,7 @@ def build_from_state(config: ModelConfig, state: dict[str, torch.Tensor], source
         problems.append(shapes[0] + (f" (and {len(shapes) - 1} more)" if len(shapes) > 1 else ""))
     if problems:
         raise CheckpointError(f"{source} does not match {config.arch}: " + "; ".join(problems))
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, assign=True)
     return model
 
 
@@ -405,7 +388,7 @@ def _load(
             raise CheckpointError(f"{path} holds a {config.arch}, not the requested {arch}")
     else:
         meta = {"foreign": True}
-        config = infer_config(state, image_size)
+        config, state = _recognise(state, image_size, arch)
         if arch is not None and arch != config.arch:
             raise CheckpointError(f"{path} looks like a {config.arch}, not the requested {arch}")
     try:

@@ -112,7 +112,7 @@ def _obj(fields: dict[str, Check]) -> Check:
 
 
 MODEL = _obj({"arch": _str(64), "num_classes": _num("num-classes"), "in_channels": _num("in-channels"),
-              "image_size": _num("image-size")})
+              "image_size": _num("image-size"), "granularity": _str(16)})
 CONFIG = _obj({
     "model": _str(64), "dataset": _str(), "method": _str(64), "method_options": _dict,
     "epochs": _num("epochs"), "batch_size": _num("batch-size"), "lr": _num("lr"), "momentum": _num("momentum"),
@@ -122,7 +122,7 @@ CONFIG = _obj({
     "precision": _str(16), "compile": _bool, "lr_scaling": _str(16), "reference_batch": _num("batch-size"),
     "sync_bn": _bool, "log_every": _int_in(0, 1_000_000), "data_in_memory": _str(16),
     "data_workers": _num("data-workers"), "val_resize": _opt(_num("image-size")), "val_crop": _opt(_num("image-size")),
-    "color_jitter": _num("jitter"), "lighting": _num("jitter"),
+    "color_jitter": _num("jitter"), "lighting": _num("jitter"), "granularity": _str(16),
     "min_lr": _num("min-lr"), "fc_init_std": _opt(_num("fc-init-std")), "recipe": _opt(_str(256)),
 })
 METHOD = _obj({

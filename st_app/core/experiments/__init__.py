@@ -10,6 +10,7 @@ run it in a worker with a progress bar and a cancel button; results are dataclas
 - :func:`robustness`, :func:`block_importance`: delete / swap blocks (figure 6)
 - :func:`compare_methods`: CT, ST, ST++, stochastic depth on one recipe (table 1)
 - :func:`path_statistics`: unraveled paths by length (figure 1)
+- :func:`loafing_triangle`: each smaller net of a family alone vs inside each bigger one (tables 2-3)
 - :mod:`.reports`: the complete, traceable report dicts the CLI and the app both build
   (:func:`loafing_report`, :func:`subnets_report`, :func:`robustness_report`,
   :func:`importance_report`, :func:`compare_report`, :func:`write_report`)
@@ -42,6 +43,7 @@ from .robustness import (
     swappable_pairs,
 )
 from .subnets import SubnetsReport, SubnetStats, subnet_statistics
+from .triangle import loafing_triangle, triangle_report
 
 __all__ = [
     "CompareReport",
@@ -66,6 +68,7 @@ __all__ = [
     "importance_report",
     "loafing",
     "loafing_report",
+    "loafing_triangle",
     "max_swaps",
     "path_statistics",
     "plan_ops",
@@ -80,5 +83,6 @@ __all__ = [
     "swappable_pairs",
     "tree_logits",
     "tree_sweep",
+    "triangle_report",
     "write_report",
 ]

@@ -36,6 +36,11 @@ def check_same_architecture(models: Mapping[str, ResidualNet]) -> None:
                 f"the {first_name.upper()} checkpoint holds a {a.arch} but the {name.upper()} checkpoint "
                 f"holds a {b.arch}; CT and ST must be the same architecture"
             )
+        if first.layout != model.layout:
+            raise ValueError(
+                f"the {first_name.upper()} and {name.upper()} checkpoints split the {a.arch} into different plan units "
+                f"(granularity {a.granularity} vs {b.granularity}); CT and ST must use the same"
+            )
         if (a.num_classes, a.in_channels) != (b.num_classes, b.in_channels):
             raise ValueError(
                 f"the {first_name.upper()} checkpoint ({a.in_channels} channels, {a.num_classes} classes) and "

@@ -56,4 +56,4 @@ class PathStats:
 
 def path_statistics(plan: SubnetPlan) -> PathStats:
     """Number of unraveled paths by length for ``plan`` (wraps ``plan.paths_by_length``)."""
-    return PathStats(plan=str(plan), n_branches=len(plan.blocks), counts=tuple(plan.paths_by_length()))
+    return PathStats(plan=str(plan), n_branches=plan.num_branches, counts=tuple(plan.paths_by_length()))

@@ -58,9 +58,10 @@ class _Node:
         self.bn_saved: list[tuple[Tensor, ...]] | None = None
 
 
-def _first_stage_ops(model: ResidualNet, ops: tuple[Op, ...]) -> tuple[Op, ...]:
-    first = set(model.layout.stages[0])
-    return tuple(op for op in ops if op[1] in first)
+def _group_key(plan: SubnetPlan) -> tuple[int, ...]:
+    """Plans of one trie: those with the same first group (a one-group network: the same first unit)."""
+    first = plan.stages[0]
+    return first if len(plan.stages) > 1 else first[:1]
 
 
 def _build_groups(model: ResidualNet, plans: Sequence[SubnetPlan], grouped: bool = True) -> list[_Node]:
@@ -69,10 +70,10 @@ def _build_groups(model: ResidualNet, plans: Sequence[SubnetPlan], grouped: bool
     Groups cost a few repeated first-stage blocks but let results (and progress) arrive
     while the sweep runs when the test images take several chunks or BN is recalibrated.
     """
-    groups: dict[tuple[Op, ...], _Node] = {}
+    groups: dict[tuple[int, ...], _Node] = {}
     for i, plan in enumerate(plans):
         ops = plan_ops(model, plan)
-        node = groups.setdefault(_first_stage_ops(model, ops) if grouped else (), _Node(None))
+        node = groups.setdefault(_group_key(plan) if grouped else (), _Node(None))
         for op in ops:
             child = node.children.get(op)
             if child is None:

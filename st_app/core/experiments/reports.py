@@ -29,6 +29,7 @@ from ..report_text import format_points_lost
 from ..safeio import check_output_folder, write_text
 from .common import Partial, Progress, ShouldStop, check_same_architecture, checkpoint_info
 from .depth import depth_summary, depth_table
+from .triangle import triangle_summary, triangle_table
 
 __all__ = [
     "ANALYSES",
@@ -43,7 +44,7 @@ __all__ = [
     "write_report",
 ]
 
-ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare")
+ANALYSES = ("loafing", "subnets", "robustness", "importance", "compare", "loafing_triangle")
 
 
 def _check_bn(bn: str) -> BNMode:
@@ -267,7 +268,7 @@ def _compare_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 _TABLES = {"importance": _importance_table, "loafing": _loafing_table, "subnets": _subnets_table,
            "robustness": _robustness_table, "depth": depth_table,
-           "compare": _compare_table}
+           "compare": _compare_table, "loafing_triangle": triangle_table}
 
 
 def report_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -338,7 +339,7 @@ def _compare_summary(report: dict[str, Any]) -> list[str]:
 
 _SUMMARIES = {"importance": _importance_summary, "loafing": _loafing_summary, "subnets": _subnets_summary,
               "depth": depth_summary,
-              "robustness": _robustness_summary, "compare": _compare_summary}
+              "robustness": _robustness_summary, "compare": _compare_summary, "loafing_triangle": triangle_summary}
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:

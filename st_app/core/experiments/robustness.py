@@ -37,28 +37,38 @@ __all__ = [
 
 
 def deletable_blocks(layout: NetLayout) -> list[int]:
-    """Every block: dropping an entry block keeps its projection, so any subset is a valid plan."""
-    return list(range(layout.num_blocks))
+    """Every block the layout lets a plan drop (in a ResNet all: an entry block keeps its projection)."""
+    return [b for b in range(layout.num_blocks) if layout.can_drop(b)]
+
+
+def _swap_key(layout: NetLayout, b: int) -> Any:
+    """Blocks with equal keys in one stage may trade places (the layout's order rule)."""
+    return None if layout.order == "free" else layout.shapes[b]
 
 
 def swappable_pairs(layout: NetLayout) -> list[tuple[int, int]]:
-    """Pairs of blocks of identical shape in the same stage (the only legal permutations)."""
+    """Pairs of blocks in the same stage that may trade places (ResNets: identical shape)."""
+    if layout.order == "fixed":
+        return []
     pairs = []
     for stage in layout.stages:
         for i, a in enumerate(stage):
             for b in stage[i + 1 :]:
-                if layout.shapes[a] == layout.shapes[b]:
+                if _swap_key(layout, a) == _swap_key(layout, b):
                     pairs.append((a, b))
     return pairs
 
 
 def max_swaps(layout: NetLayout) -> int:
-    """Most disjoint swaps a plan admits: per stage and shape, half the blocks."""
+    """Most disjoint swaps a plan admits: per stage and swap class, half the blocks."""
+    if layout.order == "fixed":
+        return 0
     total = 0
     for stage in layout.stages:
         counts: dict[Any, int] = {}
         for b in stage:
-            counts[layout.shapes[b]] = counts.get(layout.shapes[b], 0) + 1
+            key = _swap_key(layout, b)
+            counts[key] = counts.get(key, 0) + 1
         total += sum(c // 2 for c in counts.values())
     return total
 

@@ -6,7 +6,6 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from ..models import ResidualNet
@@ -64,14 +63,5 @@ class Method:
 
 
 def total_stride(model: ResidualNet) -> int:
-    """How many input pixels one pixel of the last stage's feature map spans (4 or 32 here)."""
-
-    def first(v: Any) -> int:
-        return int(v[0] if isinstance(v, (tuple, list)) else v)
-
-    stride = first(model.conv1.stride)
-    if isinstance(model.maxpool, torch.nn.MaxPool2d):
-        stride *= first(model.maxpool.stride)
-    for block in model.blocks:
-        stride *= int(block.shape.stride)
-    return stride
+    """How many input pixels one position of the last feature map spans (4 or 32 for ResNets, a ViT's patch)."""
+    return model.total_stride()

@@ -2,8 +2,9 @@
 
 A shallow classifier sits at the end of every stage but the last (the deepest classifier is
 the network's own head). Each has a small bottleneck adapter that brings the stage's output
-to the last stage's width and resolution: 1x1 conv to a quarter of that width, a k x k
-conv with stride k (k = the downsampling still ahead; 3 x 3, stride 1 when there is none),
+to the last feature map's width and resolution (measured once by a small forward, so any
+convolutional family works): 1x1 conv to a quarter of that width, a k x k conv with
+stride k (k = the downsampling still ahead; 3 x 3, stride 1 when there is none),
 1x1 conv to the last stage's width, each followed by BN + ReLU; then global average pooling
 gives a feature vector ``f_i`` and a linear layer its logits ``q_i``.
 
@@ -27,7 +28,6 @@ block graph use the main head.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,13 +38,9 @@ from torch import Tensor, nn
 from ..models import ResidualNet
 from ..plan import NetLayout
 from .base import Method
+from .supervision import pooled, tap_index, tap_shapes
 
 __all__ = ["SelfDistillation"]
-
-
-def _downsampling_after(layout: NetLayout, s: int) -> int:
-    """How much the stages after ``s`` shrink the feature map (product of their entry strides)."""
-    return math.prod(int(layout.shapes[stage[0]].stride) for stage in layout.stages[s + 1:])
 
 
 class _ShallowClassifier(nn.Module):
@@ -83,6 +79,7 @@ class SelfDistillation(Method):
             raise ValueError(f"hint_weight must not be negative, got {self.hint_weight}")
         self._heads: nn.ModuleList | None = None
         self._layout: NetLayout | None = None
+        self._points: list[int] = []  # tap indices of the stage ends
 
     def options(self) -> dict[str, Any]:
         return {"temperature": float(self.temperature), "distill_weight": float(self.distill_weight),
@@ -93,11 +90,15 @@ class SelfDistillation(Method):
             return
         lay = model.layout
         self._layout = lay
-        last = lay.shapes[lay.stages[-1][-1]].out_channels
+        self._points = [tap_index(model, stage[-1]) for stage in lay.stages[:-1] if stage]
+        shapes = tap_shapes(model)
+        deep = shapes[-1]
+        if any(len(shapes[i]) != 3 for i in self._points) or len(deep) != 3:
+            raise ValueError("selfdistill needs convolutional stages (feature maps), not token sequences")
         classes = int(model.config.num_classes)
+        # each adapter brings a stage's (C, H, W) to the deepest map's width and resolution
         self._heads = nn.ModuleList(
-            _ShallowClassifier(lay.shapes[stage[-1]].out_channels, last, _downsampling_after(lay, s), classes)
-            for s, stage in enumerate(lay.stages[:-1])
+            _ShallowClassifier(shapes[i][0], deep[0], max(1, shapes[i][1] // deep[1]), classes) for i in self._points
         )
 
     def training_modules(self) -> nn.Module | None:
@@ -112,12 +113,12 @@ class SelfDistillation(Method):
         t = float(self.temperature)
         a = float(self.distill_weight)
         soft_teacher = F.log_softmax(logits.detach() / t, dim=-1)
-        deep_feature = F.adaptive_avg_pool2d(taps[-1][-1], 1).flatten(1).detach()
+        deep_feature = pooled(taps[-1]).detach()
         shallow_ce = ce.new_zeros(())
         kd = ce.new_zeros(())
         hint = ce.new_zeros(())
-        for s, head in enumerate(self._heads):
-            q, f = head(taps[s][-1])
+        for i, head in zip(self._points, self._heads):
+            q, f = head(taps[i])
             shallow_ce = shallow_ce + F.cross_entropy(q, labels)
             kd = kd + F.kl_div(F.log_softmax(q / t, dim=-1), soft_teacher, reduction="batchmean", log_target=True)
             hint = hint + F.mse_loss(f, deep_feature)

@@ -168,6 +168,30 @@ class StimulativeTraining(Method):
         if len(self.renorm_mean) != channels or len(self.renorm_std) != channels:
             raise ValueError(f"renorm_mean / renorm_std need {channels} values, one per input channel")
         self._renorm = None
+        self._check_smallest_input(model)
+
+    @torch.no_grad()
+    def _check_smallest_input(self, model: ResidualNet) -> None:
+        """The authors' range has no floor: on small images it can go below what a network with a
+        large total stride accepts (DenseNet-121 on 32 px). Say so before training, not mid-epoch."""
+        if not (self.small_inputs or self.same_scale_image):
+            return
+        c = model.config
+        low = self._low(int(c.image_size))
+        was_training = model.training
+        model.eval()
+        try:
+            p = next(model.parameters())
+            model(torch.zeros(1, int(c.in_channels), low, low, device=p.device, dtype=p.dtype))
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(
+                f"ST++'s smallest sub-net input, {low} px (int({c.image_size} x {self.min_scale}), the authors' range "
+                f"without a floor), is too small for {c.arch} ({first}); set min_side (--min-side auto or a side "
+                "in pixels)"
+            ) from None
+        finally:
+            model.train(was_training)
 
     def default_bn_reestimate(self) -> bool:
         return self.name == "stpp"

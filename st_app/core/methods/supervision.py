@@ -1,8 +1,10 @@
 """CT + layer supervision and CT + stage supervision: two of table 1's baselines.
 
 Deeply-supervised nets (Lee et al. 2015) put auxiliary classifiers inside the network. Here
-each is a global average pool + a linear layer reading the output of a residual block
-(``layersup``: after every block) or of a stage (``stagesup``: after every stage). The main
+each is a global average pool (over the positions of a feature map, or the tokens of a
+transformer) + a linear layer reading the output of a unit (``layersup``: after every residual
+block, dense layer or transformer block) or of a group (``stagesup``: after every stage or
+dense block), through the network's ``forward_with_taps``, so every model family works. The main
 network's own head already sits after the last block and the last stage, so that point gets
 no second classifier: resnet20 has 8 auxiliary heads under ``layersup`` and 2 under
 ``stagesup``; ResNet-50 has 15 and 3.
@@ -23,6 +25,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -30,26 +33,46 @@ from ..models import ResidualNet
 from ..plan import NetLayout
 from .base import Method
 
-__all__ = ["DeepSupervision", "supervision_points"]
+__all__ = ["DeepSupervision", "pooled", "supervision_points", "tap_index", "tap_shapes"]
 
 
-def supervision_points(layout: NetLayout, where: str) -> list[tuple[int, int]]:
-    """``(stage, blocks done)`` of each auxiliary classifier; the network's last point is left out.
+def supervision_points(layout: NetLayout, where: str) -> list[int]:
+    """The units after which an auxiliary classifier reads; the network's last point is left out.
 
-    ``(s, d)`` reads the activation after the first ``d`` blocks of stage ``s``, i.e.
-    ``taps[s][d]`` of ``forward_with_taps``.
+    ``block``: every unit; ``stage``: the last unit of every group (stage, dense block).
     """
     if where == "block":
-        points = [(s, d) for s, stage in enumerate(layout.stages) for d in range(1, len(stage) + 1)]
+        units = [b for stage in layout.stages for b in stage]
     elif where == "stage":
-        points = [(s, len(stage)) for s, stage in enumerate(layout.stages)]
+        units = [stage[-1] for stage in layout.stages if stage]
     else:
         raise ValueError(f"unknown supervision point {where!r}; choose 'block' or 'stage'")
-    return points[:-1]
+    return units[:-1]
 
 
-def _channels(layout: NetLayout, s: int, d: int) -> int:
-    return layout.shapes[layout.stages[s][d - 1]].out_channels
+def tap_index(model: ResidualNet, unit: int) -> int:
+    """Where the main net's activation right after ``unit`` sits in ``forward_with_taps``' taps."""
+    return model.plan_ops(None).index(("block", unit)) + 1
+
+
+def pooled(x: Tensor) -> Tensor:
+    """Global average pooling of a feature map (N, C, H, W) or a token sequence (N, T, D)."""
+    return x.flatten(2).mean(-1) if x.dim() == 4 else x.mean(1)
+
+
+@torch.no_grad()
+def tap_shapes(model: ResidualNet) -> list[tuple[int, ...]]:
+    """Per-sample shapes of every tap of the full net, from one small forward in eval mode."""
+    c = model.config
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters())
+        _, taps = model.forward_with_taps(torch.zeros(1, c.in_channels, c.image_size, c.image_size, device=p.device,
+                                                      dtype=p.dtype))
+    finally:
+        model.train(was_training)
+    return [tuple(t.shape[1:]) for t in taps]
 
 
 class _PoolLinear(nn.Module):
@@ -58,7 +81,7 @@ class _PoolLinear(nn.Module):
         self.fc = nn.Linear(channels, classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        return self.fc(pooled(x))
 
 
 @dataclass
@@ -76,7 +99,7 @@ class DeepSupervision(Method):
             raise ValueError(f"aux_weight must not be negative, got {self.aux_weight}")
         self._heads: nn.ModuleDict | None = None
         self._layout: NetLayout | None = None
-        self._points: list[tuple[int, int]] = []
+        self._points: list[int] = []  # tap indices
 
     def options(self) -> dict[str, Any]:
         return {"aux_weight": float(self.aux_weight)}
@@ -85,10 +108,13 @@ class DeepSupervision(Method):
         if self._heads is not None and self._layout == model.layout:
             return  # prepared already: keep the heads the optimizer holds
         self._layout = model.layout
-        self._points = supervision_points(model.layout, self.where)
+        units = supervision_points(model.layout, self.where)
+        self._points = [tap_index(model, b) for b in units]
+        shapes = tap_shapes(model)
         classes = int(model.config.num_classes)
-        self._heads = nn.ModuleDict({f"s{s}_d{d}": _PoolLinear(_channels(model.layout, s, d), classes)
-                                     for s, d in self._points})
+        # a feature map (C, H, W) has its channels first, a token sequence (T, D) last
+        width = [shapes[i][0] if len(shapes[i]) == 3 else shapes[i][-1] for i in self._points]
+        self._heads = nn.ModuleDict({f"unit{b}": _PoolLinear(w, classes) for b, w in zip(units, width)})
 
     def training_modules(self) -> nn.Module | None:
         return self._heads
@@ -100,8 +126,8 @@ class DeepSupervision(Method):
         logits, taps = model.forward_with_taps(images)
         ce = F.cross_entropy(logits, labels)
         aux = ce.new_zeros(())
-        for s, d in self._points:
-            aux = aux + F.cross_entropy(self._heads[f"s{s}_d{d}"](taps[s][d]), labels)
+        for i, head in zip(self._points, self._heads.values()):
+            aux = aux + F.cross_entropy(head(taps[i]), labels)
         aux = aux / max(1, len(self._points))
         loss = ce + float(self.aux_weight) * aux
         self.backward(loss)

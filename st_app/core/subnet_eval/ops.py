@@ -1,9 +1,10 @@
-"""A plan as a chain of block-level operations, and the one BN reset for recalibration.
+"""A plan as a chain of operations, and the one BN reset for recalibration.
 
-``ResidualNet.forward(x, plan)`` runs the stem, then per stage the projection of a dropped
-shape-changing entry block (if any) and the running blocks in plan order, then the head.
-Spelling that chain out as *ops* lets the prefix sweep and the app's incremental evaluator
-cache and share the activations (and re-estimated BN statistics) of common prefixes.
+``ResidualNet.forward(x, plan)`` runs the stem, then the ops its family derives from the plan
+(``model.plan_ops``: a ResNet's running blocks and dropped entry projections, a DenseNet's
+layers, zero features and transitions, a transformer's blocks), then the head. Spelling that
+chain out lets the prefix sweep and the app's incremental evaluator cache and share the
+activations (and re-estimated BN statistics) of common prefixes.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from collections.abc import Iterable
 
 from torch import Tensor, nn
 
-from ..models import ResidualNet
+from ..models import Op, ResidualNet
 from ..plan import SubnetPlan
 
 __all__ = ["Op", "bn_layers", "op_bn_layers", "plan_ops", "run_op", "start_recalibration"]
 
-Op = tuple[str, int]  # ("block", b): run block b; ("proj", b): dropped entry block b, projection only
 
 
 def bn_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -37,28 +37,24 @@ def start_recalibration(layers: Iterable[nn.modules.batchnorm._BatchNorm]) -> No
 
 
 def plan_ops(model: ResidualNet, plan: SubnetPlan) -> tuple[Op, ...]:
-    """The block-level operations a plan's forward performs, in order (after the stem)."""
-    ops: list[Op] = []
-    for s, blocks in enumerate(plan.stages):
-        entry = model.layout.stages[s][0]
-        if entry not in blocks and model.blocks[entry].downsample is not None:
-            ops.append(("proj", entry))
-        ops.extend(("block", b) for b in blocks)
-    return tuple(ops)
+    """The operations a plan's forward performs, in order (after the stem); the family defines them."""
+    return model.plan_ops(plan)
+
+
+def _stem_modules(model: ResidualNet) -> list[nn.Module]:
+    """Modules holding the stem's parameters (its BN layers are what recalibration resets)."""
+    ids = {id(p) for p in model.stem_parameters()}
+    return [m for m in model.modules() if any(id(p) in ids for p in m.parameters(recurse=False))]
 
 
 def op_bn_layers(model: ResidualNet, op: Op | None) -> list[nn.modules.batchnorm._BatchNorm]:
     """BN layers whose statistics an op's forward uses (None: the stem)."""
-    if op is None:
-        return bn_layers(model.bn1)
-    if op[0] == "proj":
-        return bn_layers(model.blocks[op[1]].downsample)  # type: ignore[arg-type]
-    return bn_layers(model.blocks[op[1]])
+    modules = _stem_modules(model) if op is None else model.op_modules(op)
+    return [m for mod in modules for m in bn_layers(mod)]
 
 
 def run_op(model: ResidualNet, op: Op | None, x: Tensor) -> Tensor:
-    """One operation of a plan's forward (None: the stem), as ``ResidualNet.forward`` runs it."""
+    """One operation of a plan's forward (None: the stem), as ``model.forward`` runs it."""
     if op is None:
         return model.forward_stem(x)
-    kind, b = op
-    return model.blocks[b](x, run_branch=(kind == "block"))
+    return model.run_op(op, x)

@@ -29,8 +29,11 @@ def data_recipe_problem(config: dict[str, Any], data: DataSource) -> str | None:
     return None
 
 
-def init_classifier(model: torch.nn.Module, std: float) -> None:
-    """The authors' classifier init: weight ~ N(0, std), bias 0 (the network's last linear layer)."""
+def init_classifier(model: torch.nn.Module, std: float | None) -> None:
+    """The authors' classifier init: weight ~ N(0, std), bias 0 (the network's last linear layer);
+    ``None`` keeps the model's own init."""
+    if std is None:
+        return
     linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     torch.nn.init.normal_(linear.weight, 0.0, std)
     if linear.bias is not None:

@@ -69,6 +69,7 @@ class TrainConfig:
     bn_reestimate_images: int = 2000
     data_dir: str | None = None
     image_size: int | None = None
+    granularity: str = "block"  # plan unit of a vision transformer: "block" or "half"
     # speed and scale (issue 11): none of these changes what is computed beyond rounding
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 autocast on CUDA, fp32 elsewhere)
     compile: bool = False  # torch.compile each block (minutes of compilation, once)
@@ -226,13 +227,13 @@ class Trainer:
             raise TrainingError(problem)
         torch.manual_seed(config.seed)
         if model is None:
-            model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size)
-            if config.fc_init_std is not None:
-                init_classifier(model, config.fc_init_std)
+            model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size,
+                                granularity=config.granularity)
+            init_classifier(model, config.fc_init_std)
         self._check_model(model)
         self.model = model.to(self.device)
         self.method: Method = method or make_method(config.method, **config.method_options)
-        if config.bn_reestimate is None:
+        if config.bn_reestimate is None:  # the method's default, recorded as what ran
             self.config = config = replace(config, bn_reestimate=self.method.default_bn_reestimate())
         self.method.prepare(self.model)
         extra = self.method.training_modules()
@@ -394,8 +395,7 @@ class Trainer:
     # --------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
         """Cosine decay per step from the base rate (batch-scaled if asked) to zero, floored at ``min_lr``."""
-        cosine = 0.5 * self.base_lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps)))
-        return max(cosine, self.config.min_lr)
+        return max(0.5 * self.base_lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps))), self.config.min_lr)
 
     def _emit(self, kind: str, info: dict[str, Any]) -> None:
         for ev in self.events:
