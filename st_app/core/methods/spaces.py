@@ -45,7 +45,7 @@ _R50_ONLY: dict[str, list[list[int]]] = {
     "space6": [[0], [0, 1], [0, 1, 2, 3], [0, 1]],
     "space7": [[0], [0, 1, 2], [0, 1, 2, 3, 4], [0]],
 }
-_KEEP_AT_LEAST = {"default": 1, "full": 1, "space1": 2, "space3": 3}
+_KEEP_AT_LEAST = {"space1": 2, "space3": 3}
 NAMED_SPACES = ("default", "space1", "space2", "space3", "space4", "space5", "space6", "space7")
 
 
@@ -55,9 +55,11 @@ def resolve_space(space: str | Sequence[Sequence[int]] | None, layout: NetLayout
         return _check_space(layout, None)
     if isinstance(space, str):
         key = space.strip().lower()
+        if key in ("default", "full"):
+            return _check_space(layout, None)  # every ordered sub-net the layout allows
         if key in _KEEP_AT_LEAST:
-            k = _KEEP_AT_LEAST[key]
-            return [list(range(max(1, len(stage) - k + 1))) for stage in layout.stages]
+            k = max(_KEEP_AT_LEAST[key], layout.min_keep)
+            return _check_space(layout, [list(range(max(1, len(stage) - k + 1))) for stage in layout.stages])
         if key in _R50_ONLY:
             if layout.depths != (3, 4, 6, 3):
                 raise ValueError(
