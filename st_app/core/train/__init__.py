@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .recipe_options import DATA_RECIPE_FIELDS
 from .trainer import (
     TrainConfig,
     TrainControl,
@@ -14,6 +15,7 @@ from .trainer import (
 )
 
 __all__ = [
+    "DATA_RECIPE_FIELDS",
     "TrainConfig",
     "TrainControl",
     "TrainEvents",

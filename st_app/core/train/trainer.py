@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from .distributed import (
     barrier,
     init_world,
 )
+from .recipe_options import data_recipe_problem, init_classifier
 from .stepmodel import DispatchModule, StepModel
 
 __all__ = ["TrainConfig", "TrainControl", "TrainEvents", "Trainer", "TrainingError", "open_training_data", "resolve_device"]
@@ -64,7 +65,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
-    bn_reestimate: bool = False
+    bn_reestimate: bool | None = None  # None: the method's default (stpp: on), resolved into meta.json
     bn_reestimate_images: int = 2000
     data_dir: str | None = None
     image_size: int | None = None
@@ -83,6 +84,9 @@ class TrainConfig:
     val_crop: int | None = None  # ... then centre crop (None: the train crop, image_size)
     color_jitter: float = 0.0  # streamed training images: ColorJitter strength (authors: 0.4)
     lighting: float = 0.0  # streamed training images: PCA lighting std (authors: 0.1)
+    min_lr: float = 0.0  # floor of the per-step cosine (the authors' --min_lr: lr x min_lr_coef)
+    fc_init_std: float | None = None  # None: the model's init; 0.01: N(0, 0.01), bias 0 (authors)
+    recipe: str | None = None  # the --recipe preset this config came from, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -219,13 +223,18 @@ class Trainer:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes per plan: autotuned kernels pay off
         self.data: DataSource = (data or open_training_data(config, self.device.type)).to(self.device)
+        if problem := data_recipe_problem(config.to_dict(), self.data):
+            raise TrainingError(problem)
         torch.manual_seed(config.seed)
         if model is None:
             model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size,
                                 granularity=config.granularity)
+            init_classifier(model, config.fc_init_std)
         self._check_model(model)
         self.model = model.to(self.device)
         self.method: Method = method or make_method(config.method, **config.method_options)
+        if config.bn_reestimate is None:  # the method's default, recorded as what ran
+            self.config = config = replace(config, bn_reestimate=self.method.default_bn_reestimate())
         self.method.prepare(self.model)
         extra = self.method.training_modules()
         if extra is not None:
@@ -385,8 +394,8 @@ class Trainer:
 
     # --------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
-        """Cosine decay per step from the base rate (scaled for the batch if asked) to zero."""
-        return 0.5 * self.base_lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps)))
+        """Cosine decay per step from the base rate (batch-scaled if asked) to zero, floored at ``min_lr``."""
+        return max(0.5 * self.base_lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps))), self.config.min_lr)
 
     def _emit(self, kind: str, info: dict[str, Any]) -> None:
         for ev in self.events:
