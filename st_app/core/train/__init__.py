@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from .recipe_options import DATA_RECIPE_FIELDS
-from .trainer import (
+from .config import (
     TrainConfig,
     TrainControl,
-    Trainer,
     TrainEvents,
     TrainingError,
     available_devices,
     open_training_data,
     resolve_device,
 )
+from .recipe_options import DATA_RECIPE_FIELDS
+from .trainer import Trainer
 
 __all__ = [
     "DATA_RECIPE_FIELDS",
