@@ -43,8 +43,10 @@ __all__ = [
 ]
 
 COLORS = {"ct": "#E69F00", "st": "#0072B2", "stpp": "#009E73", "sd": "#CC79A7", "alone": "#4D4D4D",
+          "layersup": "#D55E00", "stagesup": "#F0E442", "selfdistill": "#999999",
           "main": "#4D4D4D", "subnets": "#56B4E9", "within_ct": "#E69F00", "within_st": "#0072B2"}
 LABELS = {"ct": "CT", "st": "ST", "stpp": "ST++", "sd": "Stoch. depth", "alone": "trained alone",
+          "layersup": "CT + layer sup.", "stagesup": "CT + stage sup.", "selfdistill": "Self-distill.",
           "within_ct": "inside CT", "within_st": "inside ST", "main": "main net",
           "subnets": "all sub-nets (mean +- std)"}
 _SPARE = ["#D55E00", "#56B4E9", "#000000", "#F0E442"]
@@ -256,7 +258,12 @@ def draw_bars(
                 t = pg.TextItem(f"{vi:.1f}", color="k", anchor=(0.5, 1.0) if vi >= 0 else (0.5, 0.0))
                 t.setPos(float(xi), float(vi + ei) if vi >= 0 else float(vi))
                 plot.addItem(t)
-    plot.getAxis("bottom").setTicks([[(float(i), str(c)) for i, c in enumerate(categories)]])
+    axis = plot.getAxis("bottom")
+    axis.setTicks([[(float(i), str(c)) for i, c in enumerate(categories)]])
+    lines = max((str(c).count("\n") + 1 for c in categories), default=1)
+    if lines > 1:  # room for multi-line category labels (pyqtgraph drops labels that do not fit)
+        axis.setStyle(tickTextHeight=lines * 18)
+        axis.setHeight(lines * 18 + 24)
     plot.setXRange(-0.6, len(categories) - 0.4, padding=0)
     # room above the bars for the value labels and, above them, the legend's one row: measured in
     # pixels of this plot (a small on-screen plot needs relatively more room than a 900x540 file);
@@ -434,7 +441,8 @@ def _seconds(s: float) -> str:
 def compare_charts(report: Mapping[str, Any]) -> list[Chart]:
     """Main-net accuracy and sub-nets mean +- std per method, time and memory under the bars."""
     rows = report["methods"]
-    cats = [f"{label(r['method'])}  {_seconds(r['seconds'])}, {r['peak_memory_mb']:.0f} MiB" for r in rows]
+    # two lines per category: with table 1's seven methods one line would overlap its neighbours
+    cats = [f"{label(r['method'])}\n{_seconds(r['seconds'])}, {r['peak_memory_mb']:.0f} MiB" for r in rows]
     series = {"main": [r["main_accuracy"] for r in rows], "subnets": [r["subnets_mean"] for r in rows]}
     errors = {"subnets": [r["subnets_std"] for r in rows]}
     colors = {"main": COLORS["main"], "subnets": COLORS["subnets"]}

@@ -119,9 +119,11 @@ def test_loafing_records_the_ct_recipe_and_the_epochs_override(runs, tmp_path, c
 
 
 def test_compare_in_process_json_table_and_figure(tmp_path, capsys):
-    rep = _json(capsys, "compare", "--model", "resnet20", "--dataset", SYNTH, "--epochs", 1, "--methods", "ct,sd",
-                "--out", tmp_path, "--in-process")
-    assert [r["method"] for r in rep["methods"]] == ["ct", "sd"]
+    seven = ["ct", "layersup", "stagesup", "selfdistill", "sd", "st", "stpp"]  # table 1's rows
+    rep = _json(capsys, "compare", "--model", "resnet20", "--dataset", SYNTH, "--epochs", 1, "--methods",
+                ",".join(seven), "--out", tmp_path, "--in-process")
+    assert [r["method"] for r in rep["methods"]] == seven
+    assert [r["bn_reestimate"] for r in rep["methods"]] == [m == "stpp" for m in seven]
     for r in rep["methods"]:
         assert {"method", "seconds", "peak_memory_mb", "main_accuracy", "subnets_mean", "subnets_std"} <= set(r)
         assert r["seconds"] > 0 and 0 <= r["main_accuracy"] <= 100 and r["epoch"] == 1

@@ -1,4 +1,4 @@
-"""ST++ small inputs: the resolution schedule keeps a floor derived from the network's stride."""
+"""ST++ small inputs: the authors' range by default, the project's stride floor as an option."""
 
 import random
 
@@ -47,65 +47,69 @@ def test_total_stride_of_every_family():
     assert {arch: total_stride(empty(arch, 224)) for arch in expected} == expected
 
 
-def test_8px_inputs_are_not_shrunk(tiny_model):
-    m = make_method("stpp", n_subnets=3)
+def test_the_authors_range_has_no_floor(tiny_model):
+    m = make_method("stpp", n_subnets=3, space="default")
     m.prepare(tiny_model)
-    floor = STPP_MIN_FEATURE_SIDE * 4
-    assert m.options()["min_side"] == floor and m.options()["min_scale"] == STPP_MIN_SCALE
-    assert m.smallest_input(8) == 8  # the recipe alone would give ceil(0.43 * 8) = 4 px
-    sides = _input_sides(tiny_model, m, 8)
-    assert sides and set(sides) == {8}
+    assert m.options()["min_side"] is None and m.options()["min_scale"] == STPP_MIN_SCALE
+    assert m.smallest_input(8) == 3  # int(0.43 * 8): the authors' randint(int(crop * 0.43), crop)
+    sides = _input_sides(tiny_model, m, 8, steps=4)
+    assert min(sides) >= 3 and max(sides) == 8 and any(s < 8 for s in sides[1:])
 
 
-def test_64px_inputs_still_shrink_with_the_recipe_scale():
-    torch.manual_seed(0)
-    model = build_model("resnet20", 10, 1, 64)
-    m = make_method("stpp", n_subnets=3)
-    m.prepare(model)
-    low = 28  # ceil(0.43 * 64), above the 12 px floor
-    assert m.smallest_input(64) == low and m.smallest_input(32) == 14 and m.smallest_input(16) == 12
-    sides = _input_sides(model, m, 64, steps=4)
-    assert min(sides) >= low and max(sides) == 64
-    assert any(s < 64 for s in sides), "no sub-net saw a down-scaled batch"
-
-
-def test_imagenet_family_keeps_the_recipe_on_224px():
-    m = make_method("stpp")
-    m.prepare(build_model("resnet18", 10, 3, 224))
-    assert m.smallest_input(224) == 97  # ceil(0.43 * 224); the 96 px floor does not bind
-    assert m.smallest_input(128) == 96
+def test_min_side_auto_keeps_the_projects_stride_floor(tiny_model):
+    m = make_method("stpp", n_subnets=3, min_side="auto")
+    m.prepare(tiny_model)
+    assert m.options()["min_side"] == STPP_MIN_FEATURE_SIDE * 4  # resolved and recorded: 12 px
+    assert m.smallest_input(8) == 8 and set(_input_sides(tiny_model, m, 8)) == {8}
+    assert m.smallest_input(64) == 27 and m.smallest_input(16) == 12
+    big = make_method("stpp", min_side="auto")
+    big.prepare(build_model("resnet18", 10, 3, 224))
+    assert big.smallest_input(224) == 96 and big.smallest_input(128) == 96
 
 
 def test_explicit_options_are_honoured(tiny_model):
-    scale = make_method("stpp", min_scale=0.5, n_subnets=3)
+    scale = make_method("stpp", min_scale=0.5, n_subnets=3, space="default")
     scale.prepare(tiny_model)
-    assert scale.smallest_input(8) == 4  # an explicit scale alone: no floor
+    assert scale.smallest_input(8) == 4
     sides = _input_sides(tiny_model, scale, 8, steps=4)
     assert min(sides) >= 4 and any(s < 8 for s in sides)
     side = make_method("stpp", min_side=6)
     side.prepare(tiny_model)
-    assert side.smallest_input(8) == 6 and side.smallest_input(64) == 28
-    both = make_method("stpp", min_scale=0.25, min_side=3)
-    both.prepare(tiny_model)
-    assert both.smallest_input(8) == 3
+    assert side.smallest_input(8) == 6 and side.smallest_input(64) == 27
     off = make_method("stpp", small_inputs=False)
     off.prepare(tiny_model)
     assert off.smallest_input(8) == 8
-    with pytest.raises(ValueError, match="min_scale"):
-        make_method("stpp", min_scale=0)
-    with pytest.raises(ValueError, match="min_side"):
-        make_method("stpp", min_side=0)
+    for bad, match in (({"min_scale": 0}, "min_scale"), ({"min_side": 0}, "min_side"),
+                       ({"min_side": "big"}, "min_side"), ({"sub_input": "mine"}, "sub-net input mode"),
+                       ({"main_ce": "x"}, "main cross-entropy"), ({"kl_ramp": "lin"}, "ramp"),
+                       ({"sub_loss": "dkd"}, "sub-net loss"), ({"norm_type": "v3"}, "normalisation"),
+                       ({"temperature": 0}, "temperature"), ({"space": "space9"}, "sampling space")):
+        with pytest.raises(ValueError, match=match):
+            make_method("stpp", **bad).prepare(tiny_model)
 
 
-def test_saved_descriptions_rebuild_the_same_schedule(tiny_model):
-    m = make_method("stpp")
+def test_saved_descriptions_rebuild_the_same_method(tiny_model):
+    m = make_method("stpp", min_side="auto")
     m.prepare(tiny_model)
     again = method_from_description(m.describe())
     again.prepare(tiny_model)
     assert again.describe() == m.describe()
     assert [again.smallest_input(s) for s in (8, 32, 64)] == [m.smallest_input(s) for s in (8, 32, 64)]
-    # a run saved before the floor existed recorded min_scale only: it keeps its schedule
+
+
+def test_runs_saved_before_the_authors_stpp_keep_what_they_computed(tiny_model):
+    """meta.json of an earlier stpp run has no main_ce: raw-logit CE, independent inputs, eps 1e-5."""
     old = method_from_description({"name": "stpp", "n_subnets": 6, "kl_minus": True, "small_inputs": True,
-                                   "min_scale": 0.43, "space": None, "share_prefix": True})
+                                   "min_scale": 0.43, "min_side": 12, "space": None, "share_prefix": True})
     old.prepare(tiny_model)
-    assert isinstance(old, StimulativeTraining) and old.smallest_input(8) == 4
+    assert isinstance(old, StimulativeTraining)
+    assert (old.main_ce, old.sub_input, old.norm_eps, old.smallest_input(8)) == ("raw", "independent", 1e-5, 8)
+    assert old.space_name == "default" and len(old.space[0]) == 3
+
+
+def test_an_input_too_small_for_the_network_is_a_clear_error_before_training():
+    """The authors' range has no floor: 32 px images give DenseNet-121 13 px sub-net inputs."""
+    model = build_model("densenet121", 10, 3, 32)
+    with pytest.raises(ValueError, match=r"13 px .* too small for densenet121.*--min-side auto"):
+        make_method("stpp").prepare(model)
+    make_method("stpp", min_side="auto").prepare(model)  # 3 x its stride of 32: no shrinking

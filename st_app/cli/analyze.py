@@ -29,7 +29,7 @@ EXAMPLES = """examples:
   python -m st_app analyze robustness --ct runs/ct --st runs/st --max-k 4 --repeats 10 --out report/
   python -m st_app analyze importance --ct runs/ct --st runs/st --bn recalibrate --out report/
   python -m st_app analyze compare    --model resnet20 --dataset digits --epochs 30 \\
-                                      --methods ct,st,stpp,sd --out report/
+                                      --methods ct,layersup,stagesup,selfdistill,sd,st,stpp --out report/
   python -m st_app analyze depth      --models resnet20,resnet32,resnet44,resnet56 --dataset digits \
                                       --epochs 30 --bn both --out report/"""
 
@@ -103,14 +103,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "colours blocks by).")
     common(im)
 
-    co = sub.add_parser("compare", help="CT, ST, ST++ and stochastic depth on one recipe (table 1)",
+    co = sub.add_parser("compare", help="table 1's seven methods on one recipe (CT, layer/stage supervision, "
+                        "self-distillation, SD, ST, ST++)",
                         description="Train each method with the same recipe; report wall time, peak memory, "
                         "main-net accuracy and all-sub-nets mean +- std.")
     common(co, checkpoints=False)
     co.add_argument("--model", default="resnet20", choices=ARCHITECTURES)
     co.add_argument("--dataset", default="digits")
     co.add_argument("--epochs", type=bounded_int("epochs"), default=30)
-    co.add_argument("--methods", default="ct,st,stpp,sd", help=f"comma-separated, from {','.join(METHODS)}")
+    co.add_argument("--methods", default=",".join(METHODS),
+                    help=f"comma-separated, from {','.join(METHODS)} (default: all, table 1's order)")
     co.add_argument("--seed", type=bounded_int("seed"), default=0)
     co.add_argument("--batch-size", type=bounded_int("batch-size"), default=64)
     co.add_argument("--lr", type=bounded_float("lr"), default=0.05)

@@ -74,6 +74,18 @@ LIMITS: dict[str, Bound] = {
     "log-every": Bound(1, 1_000_000, True),
     "data-workers": Bound(0, 256, True),
     "jitter": Bound(0, 10, False),
+    # the authors' ST / ST++ options and the other baselines' weights (issue 9)
+    "temperature": Bound(0, 100, False, low_open=True),
+    "amplitude": Bound(0, 1000, False, low_open=True),
+    "norm-eps": Bound(0, 1, False, low_open=True),
+    "kl-weight": Bound(0, 1000, False),
+    "main-weight": Bound(0, 1000, False),
+    "sampling-begin-epoch": Bound(0, 10_000, True),
+    "min-lr": Bound(0, 10, False),
+    "fc-init-std": Bound(0, 10, False, low_open=True),
+    "aux-weight": Bound(0, 1000, False),
+    "distill-weight": Bound(0, 1, False),
+    "hint-weight": Bound(0, 1000, False),
 }
 
 # Synthetic tensors: at most this many float32 values in total (1 GiB).

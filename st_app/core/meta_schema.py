@@ -117,18 +117,24 @@ CONFIG = _obj({
     "model": _str(64), "dataset": _str(), "method": _str(64), "method_options": _dict,
     "epochs": _num("epochs"), "batch_size": _num("batch-size"), "lr": _num("lr"), "momentum": _num("momentum"),
     "nesterov": _bool, "weight_decay": _num("weight-decay"), "seed": _num("seed"), "device": _str(64),
-    "bn_reestimate": _bool, "bn_reestimate_images": _num("bn-reestimate-images"), "data_dir": _opt(_str()),
+    "bn_reestimate": _opt(_bool), "bn_reestimate_images": _num("bn-reestimate-images"), "data_dir": _opt(_str()),
     "image_size": _opt(_num("image-size")),
     "precision": _str(16), "compile": _bool, "lr_scaling": _str(16), "reference_batch": _num("batch-size"),
     "sync_bn": _bool, "log_every": _int_in(0, 1_000_000), "data_in_memory": _str(16),
     "data_workers": _num("data-workers"), "val_resize": _opt(_num("image-size")), "val_crop": _opt(_num("image-size")),
     "color_jitter": _num("jitter"), "lighting": _num("jitter"), "granularity": _str(16),
+    "min_lr": _num("min-lr"), "fc_init_std": _opt(_num("fc-init-std")), "recipe": _opt(_str(256)),
 })
 METHOD = _obj({
     "name": _str(64), "n_subnets": _num("subnets"), "kl_minus": _bool, "small_inputs": _bool,
     "min_scale": _opt(_num("min-scale")), "min_side": _opt(_num("min-side")), "share_prefix": _bool,
     "final_survival": _num("final-survival"),
     "space": _opt(_list_of(_list_of(_int_in(0, 10_000), 10_000), 64)),
+    "norm_type": _str(16), "amplitude": _num("amplitude"), "norm_eps": _num("norm-eps"),
+    "temperature": _num("temperature"), "kl_weight": _num("kl-weight"), "main_weight": _num("main-weight"),
+    "kl_ramp": _str(16), "sampling_begin_epoch": _num("sampling-begin-epoch"), "sub_loss": _str(16),
+    "same_scale_image": _bool, "sub_input": _str(16), "main_ce": _str(16), "space_name": _opt(_str(1024)),
+    "aux_weight": _num("aux-weight"), "distill_weight": _num("distill-weight"), "hint_weight": _num("hint-weight"),
 })
 DATASET = _obj({
     "name": _str(), "num_classes": _num("num-classes"), "in_channels": _num("in-channels"),

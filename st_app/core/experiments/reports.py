@@ -259,7 +259,7 @@ def _importance_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]
 
 
 COMPARE_KEYS = ["method", "seconds", "train_seconds", "peak_memory_mb", "process_peak_mb", "main_accuracy",
-                "subnets_mean", "subnets_std", "subnets_min", "subnets_max", "epoch", "run"]
+                "subnets_mean", "subnets_std", "subnets_min", "subnets_max", "epoch", "bn_reestimate", "run"]
 
 
 def _compare_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -329,9 +329,9 @@ def _importance_summary(report: dict[str, Any]) -> list[str]:
 def _compare_summary(report: dict[str, Any]) -> list[str]:
     lines = [f"{report['model']} on {report['dataset']}, {report['epochs']} epochs, seed {report['seed']}, "
              f"BN {report['bn']}; memory: {report['memory_method']}",
-             f"  {'method':8} {'time':>9} {'memory':>10} {'main':>8} {'all sub-nets':>16}"]
+             f"  {'method':12} {'time':>9} {'memory':>10} {'main':>8} {'all sub-nets':>16}"]
     for r in report["methods"]:
-        lines.append(f"  {r['method']:8} {r['seconds']:8.1f}s {r['peak_memory_mb']:7.1f} MiB "
+        lines.append(f"  {r['method']:12} {r['seconds']:8.1f}s {r['peak_memory_mb']:7.1f} MiB "
                      f"{_fmt(r['main_accuracy'], '7.2f')}% {_fmt(r['subnets_mean'], '7.2f')} +- "
                      f"{_fmt(r['subnets_std'], '5.2f')}")
     return lines

@@ -6,13 +6,12 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models import ResidualNet
 from ..plan import SubnetPlan
 
-__all__ = ["Method", "kl_to_teacher", "total_stride"]
+__all__ = ["Method", "total_stride"]
 
 
 class Method:
@@ -46,6 +45,11 @@ class Method:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, **self.options()}
 
+    def default_bn_reestimate(self) -> bool:
+        """Re-estimate the main net's BN statistics after every epoch when the run does not say
+        (``TrainConfig.bn_reestimate=None``)? The authors' trainer always does; ST++ keeps that."""
+        return False
+
     def begin_epoch(self, epoch: int, epochs: int) -> None:
         """Called before each epoch (0-based) of ``epochs``; for schedules such as KL ramps."""
 
@@ -56,14 +60,6 @@ class Method:
         run folder (``method.safetensors``); sub-nets, export and the block graph never use them.
         """
         return None
-
-
-def kl_to_teacher(student: Tensor, teacher: Tensor, z_score: bool = False) -> Tensor:
-    """KL(softmax(teacher) || softmax(student)), batch mean; ``z_score`` gives ST++'s KL-."""
-    if z_score:
-        student = F.layer_norm(student, student.shape[-1:])
-        teacher = F.layer_norm(teacher, teacher.shape[-1:])
-    return F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), reduction="batchmean", log_target=True)
 
 
 def total_stride(model: ResidualNet) -> int:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from .trainer import (
+from .config import (
     TrainConfig,
     TrainControl,
-    Trainer,
     TrainEvents,
     TrainingError,
     available_devices,
     open_training_data,
     resolve_device,
 )
+from .recipe_options import DATA_RECIPE_FIELDS
+from .trainer import Trainer
 
 __all__ = [
+    "DATA_RECIPE_FIELDS",
     "TrainConfig",
     "TrainControl",
     "TrainEvents",

@@ -11,11 +11,9 @@ import json
 import math
 import os
 import random
-import re
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +21,23 @@ import torch
 from torch import Tensor
 
 from .. import checkpoint as ckpt
-from ..data import DataSource, StreamSpec, open_dataset
+from ..data import DataSource
 from ..evaluate import count_correct, recalibrate_bn
-from ..meta_schema import MetaError, check_train_config, resume_data_location
+from ..meta_schema import MetaError, resume_data_location
 from ..methods import CommonTraining, Method, make_method, method_from_description
 from ..models import ResidualNet, build_model
 from ..plan import SubnetPlan
 from ..precision import PrecisionError, eval_batch_size, resolve_precision, use_precision
 from ..runfolder import RUN_FILES, RunFolder, has_run
+from .config import (
+    TrainConfig,
+    TrainControl,
+    TrainEvents,
+    TrainingError,
+    check_config,
+    open_training_data,
+    resolve_device,
+)
 from .distributed import (
     DistributedError,
     all_reduce_sum,
@@ -39,141 +46,10 @@ from .distributed import (
     barrier,
     init_world,
 )
+from .recipe_options import data_recipe_problem, init_classifier
 from .stepmodel import DispatchModule, StepModel
 
 __all__ = ["TrainConfig", "TrainControl", "TrainEvents", "Trainer", "TrainingError", "open_training_data", "resolve_device"]
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (NaN loss, bad run folder); saved epochs are kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Every hyper-parameter of a run; recorded in ``meta.json`` so a run can be repeated."""
-
-    model: str = "resnet20"
-    dataset: str = "digits"
-    method: str = "st"
-    method_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    seed: int = 0
-    device: str = "auto"
-    bn_reestimate: bool = False
-    bn_reestimate_images: int = 2000
-    data_dir: str | None = None
-    image_size: int | None = None
-    granularity: str = "block"  # plan unit of a vision transformer: "block" or "half"
-    # speed and scale (issue 11): none of these changes what is computed beyond rounding
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 autocast on CUDA, fp32 elsewhere)
-    compile: bool = False  # torch.compile each block (minutes of compilation, once)
-    lr_scaling: str = "none"  # none | linear: lr x batch_size / reference_batch
-    reference_batch: int = 64  # the batch the learning rate was tuned for
-    sync_bn: bool = False  # SyncBatchNorm across ranks (CUDA only)
-    log_every: int = 0  # read losses on the host every N steps (0: every step on CPU, 25 on CUDA)
-    # data loading: image folders too big for memory stream from disk (see core/data/streaming.py)
-    data_in_memory: str = "auto"  # auto | yes | no
-    data_workers: int = 4  # DataLoader worker processes for streamed sets
-    val_resize: int | None = None  # streamed test images: resize (None: train crop / 0.875) ...
-    val_crop: int | None = None  # ... then centre crop (None: the train crop, image_size)
-    color_jitter: float = 0.0  # streamed training images: ColorJitter strength (authors: 0.4)
-    lighting: float = 0.0  # streamed training images: PCA lighting std (authors: 0.1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def open_training_data(config: TrainConfig, device_type: str = "cpu", download: bool = False) -> DataSource:
-    """The data set a config names: in memory, or streamed with the config's crops and workers."""
-    spec = StreamSpec(val_resize=config.val_resize, val_crop=config.val_crop, color_jitter=config.color_jitter,
-                      lighting=config.lighting, workers=config.data_workers, device_type=device_type)
-    return open_dataset(config.dataset, config.data_dir, download, config.image_size,
-                        in_memory=config.data_in_memory, stream=spec)  # type: ignore[arg-type]
-
-
-class TrainEvents:
-    """Receiver of progress; override what you need. All arguments are plain dicts."""
-
-    def on_start(self, info: dict[str, Any]) -> None: ...
-
-    def on_step(self, info: dict[str, Any]) -> None: ...
-
-    def on_probe(self, info: dict[str, Any]) -> None: ...
-
-    def on_epoch(self, info: dict[str, Any]) -> None: ...
-
-    def on_end(self, info: dict[str, Any]) -> None: ...
-
-
-class TrainControl:
-    """Thread-safe pause / resume / stop, checked between batches."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._running.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def wait_while_paused(self) -> None:
-        while not self._running.wait(timeout=0.05):
-            if self._stop.is_set():
-                return
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; an unavailable choice is an error."""
-    name = (name or "auto").lower()
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps is not None and mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if has_mps else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was asked for, but torch sees no CUDA device here")
-    if name == "mps" and not has_mps:
-        raise TrainingError("device 'mps' was asked for, but torch sees no Apple MPS device here")
-    if not re.fullmatch(r"cpu|mps|cuda(:[0-9]{1,3})?", name):
-        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
-    return torch.device(name)
-
-
-def available_devices() -> list[str]:
-    """Devices a user may pick: ``auto`` and whatever torch actually sees."""
-    out = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        out.insert(1, "cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        out.insert(1, "mps")
-    return out
 
 
 class Trainer:
@@ -198,7 +74,7 @@ class Trainer:
     ) -> None:
         self.config = config
         self.name = name or config.method
-        _check_config(config)
+        check_config(config)
         if config.lr_scaling not in ("none", "linear") or config.reference_batch < 1:
             raise TrainingError(f"lr scaling must be 'none' or 'linear' with a reference batch of at least 1, "
                                 f"got {config.lr_scaling!r} and {config.reference_batch}")
@@ -219,13 +95,18 @@ class Trainer:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes per plan: autotuned kernels pay off
         self.data: DataSource = (data or open_training_data(config, self.device.type)).to(self.device)
+        if problem := data_recipe_problem(config.to_dict(), self.data):
+            raise TrainingError(problem)
         torch.manual_seed(config.seed)
         if model is None:
             model = build_model(config.model, self.data.num_classes, self.data.in_channels, self.data.image_size,
                                 granularity=config.granularity)
+            init_classifier(model, config.fc_init_std)
         self._check_model(model)
         self.model = model.to(self.device)
         self.method: Method = method or make_method(config.method, **config.method_options)
+        if config.bn_reestimate is None:  # the method's default, recorded as what ran
+            self.config = config = replace(config, bn_reestimate=self.method.default_bn_reestimate())
         self.method.prepare(self.model)
         extra = self.method.training_modules()
         if extra is not None:
@@ -385,8 +266,8 @@ class Trainer:
 
     # --------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
-        """Cosine decay per step from the base rate (scaled for the batch if asked) to zero."""
-        return 0.5 * self.base_lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps)))
+        """Cosine decay per step from the base rate (batch-scaled if asked) to zero, floored at ``min_lr``."""
+        return max(0.5 * self.base_lr * (1.0 + math.cos(math.pi * step / max(1, self.total_steps))), self.config.min_lr)
 
     def _emit(self, kind: str, info: dict[str, Any]) -> None:
         for ev in self.events:
@@ -592,14 +473,6 @@ class Trainer:
         with RunFolder(Path(str(out_dir)), writer=True) as other:
             other.commit(files, epoch=self.epoch)
         return Path(str(out_dir)) / ckpt.MODEL_FILE
-
-
-def _check_config(config: TrainConfig) -> None:
-    """Types and hard bounds of every setting, before anything is allocated."""
-    try:
-        check_train_config(config.to_dict())
-    except MetaError as exc:
-        raise TrainingError(str(exc)) from None
 
 
 def _rank_from_env() -> int:
