@@ -22,12 +22,10 @@ from .graph_items import (
     ROW_H,
     STAGE_PAD,
     BlockItem,
-    _EndItem,
     _Look,
-    _NodeItem,
-    _WireItem,
 )
 from .graph_layout import INPUT_W, LEFT, GraphLayout
+from .graph_nodes import _EndItem, _NodeItem, _WireItem
 from .legends import ImportanceLegendItem, LegendItem, legend_entries
 from .network_info import NetworkInfo, plural
 from .unit_items import DenseLayerItem, TransformerBlockItem
