@@ -213,6 +213,7 @@ class BlockGraphView(GraphBuilder, QGraphicsView):
         scene.clear()
         self._items.clear()
         self._labels.clear()
+        self._slot_of.clear()
         self._message = None
         self._info, self._graph = info, graph
         self._look.boost = boost_for(fit_scale(graph, self._view_size()))

@@ -63,8 +63,6 @@ STAGE_GAP = 26.0
 FRAME_TOP = ARC_Y - 40.0
 FRAME_BOTTOM = BOX_H + 24.0  # room under the boxes for the importance value
 ROW_H = FRAME_BOTTOM - FRAME_TOP + 44.0
-MAX_PER_ROW = 12
-SINGLE_ROW_MAX = 12  # up to this many blocks: one row like the paper's figure
 
 # Block importance (accuracy lost when one block alone is deleted, after Veit et al. 2016):
 # a sequential, colour-blind safe ramp (ColorBrewer YlOrRd), pale = harmless, dark red = vital.
