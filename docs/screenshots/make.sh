@@ -13,3 +13,13 @@ shot $out/analyses_subnets_recalibrated.png --tab analyses --analysis subnets --
 shot $out/block_importance_ct.png --colour ct
 shot $out/guided_demo.png --demo --presentation
 shot $out/training.png --demo --tab train
+
+# other families: the bundled vit-micro pair (its example session: the one-block sub-net), and a
+# DenseNet-BC-40 pair trained here on digits (10 epochs each, about a minute on 2 cores)
+shot $out/vit_micro_loafing.png resources/sessions/vit-micro-loafing.stlab
+runs="$(mktemp -d)"
+for m in ct st; do
+  python -m st_app train --model densenet-bc-40 --dataset digits --method $m --epochs 10 --seed 0 --quiet \
+    --out "$runs/densenet-bc-40-$m"
+done
+shot $out/densenet_block_graph.png --ct "$runs/densenet-bc-40-ct" --st "$runs/densenet-bc-40-st" --plan "depths:2,6,1"

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QMainWindow, QToolBar, QToolButton
 
+from .file_ops import examples
 from .help import PAPER_URL, show_about
 
 __all__ = ["ACTIONS", "BLOCK_ACTIONS", "MENUS", "TOOLBAR", "build"]
@@ -85,10 +86,11 @@ BLOCK_ACTIONS = [
 ]
 
 # menu title -> entries: an action name, "-" (separator), "undo"/"redo", "@block" (block actions),
-# "recent" (recent files), ("Submenu", [names]), "dock:help" / "dock:history" (toggle a dock)
+# "recent" (recent files), "examples" (the bundled CT/ST pairs), ("Submenu", [names]),
+# "dock:help" / "dock:history" (toggle a dock)
 MENUS: list[tuple[str, list[Any]]] = [
     ("&File", ["open_ct", "open_st", ("Open weights file", ["open_file_ct", "open_file_st"]), "recent",
-               "defaults", "load_trained", "-", "open_session", "save_session", "save_bundle", "-", "save", "-",
+               "examples", "defaults", "load_trained", "-", "open_session", "save_session", "save_bundle", "-", "save", "-",
                ("Export current sub-net to ONNX", ["onnx_ct", "onnx_st"]), "export_plot", "export_csv", "-",
                "open_report", "-", "quit"]),
     ("&Edit", ["undo", "redo", "-", "full", "random", "smallest", "-", "@block", "-", "copy_plan"]),
@@ -166,6 +168,8 @@ def _fill(win: Any, menu: Any, entries: list[Any]) -> None:
             win.recent_menu = menu.addMenu("Open recent")
             win.recent_menu.setToolTipsVisible(True)
             win.recent_menu.aboutToShow.connect(win.files.fill_recent_menu)
+        elif entry == "examples":
+            _examples_menu(win, menu.addMenu("Open &example"))
         elif isinstance(entry, str) and entry.startswith("dock:"):
             dock = win.help_dock if entry == "dock:help" else win.history_dock
             act = dock.toggleViewAction()
@@ -176,6 +180,19 @@ def _fill(win: Any, menu: Any, entries: list[Any]) -> None:
             _fill(win, menu.addMenu(entry[0]), entry[1])
         else:
             menu.addAction(getattr(win, f"act_{entry}"))
+
+
+def _examples_menu(win: Any, menu: Any) -> None:
+    """One action per bundled CT/ST pair (``win.act_examples[name]``): offline, one click."""
+    menu.setToolTipsVisible(True)
+    win.act_examples = {}
+    for ex in examples():
+        act = _make(win, f"{ex.title}: CT vs ST", f"Open the bundled {ex.title} pair in both slots: {ex.description}",
+                    None, lambda _=False, n=ex.name: win.files.open_example(n))
+        menu.addAction(act)
+        win.act_examples[ex.name] = act
+    if not win.act_examples:
+        menu.addAction("(no bundled examples installed)").setEnabled(False)
 
 
 def _menus(win: Any) -> None:

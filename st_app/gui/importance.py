@@ -11,6 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject
 
+from .explore.network_info import plural
 from .session import SessionError
 from .style import SLOT_TITLES
 
@@ -69,7 +70,8 @@ class ImportanceColouring(QObject):
         analyses.page("importance").set_bn_mode(self.session.bn_mode)
         if not analyses.run("importance"):
             return False
-        self.win.show_status("Measuring block importance (each block deleted in turn)…", timeout=0)
+        unit = self.session.info.unit if self.session.info is not None else "block"
+        self.win.show_status(f"Measuring block importance (each {unit} deleted in turn)…", timeout=0)
         return True
 
     def _apply(self, report: dict[str, Any], mode: str) -> None:
@@ -78,7 +80,7 @@ class ImportanceColouring(QObject):
         if info is None or drops is None or len(drops) != info.layout.num_blocks:
             return
         top = max([d for values in report["importance"].values() for d in values] + [0.0])
-        title = (f"{SLOT_TITLES[mode]}: points of accuracy lost when the block alone is deleted "
+        title = (f"{SLOT_TITLES[mode]}: points of accuracy lost when the {info.unit} alone is deleted "
                  f"(BN {report['bn']}, {report['n_images']} test images)")
         self.win.graph.set_importance(drops, title, scale_max=top)
-        self.win.show_status(f"Blocks coloured by importance in the {SLOT_TITLES[mode]} model.")
+        self.win.show_status(f"{plural(info.unit).capitalize()} coloured by importance in the {SLOT_TITLES[mode]} model.")

@@ -188,7 +188,8 @@ class MainWindow(QMainWindow):
         elif self._initial_plan:
             self.apply_plan_text(self._initial_plan)
         if loaded and not self._session_path:
-            self.show_status("Click a block to turn it off or on; right-click for more; Ctrl+Z undoes.", timeout=0)
+            unit = self.session.info.unit if self.session.info is not None else "block"
+            self.show_status(f"Click a {unit} to turn it off or on; right-click for more; Ctrl+Z undoes.", timeout=0)
         self.loaded = True
         self.modelsLoaded.emit()
 

@@ -113,6 +113,10 @@ class Session(QObject):
         self._datasets: dict[tuple, Any] = {}
         self._loads = 0
         self.rng = random.Random()
+        #: asked before a data location recorded in a checkpoint is used: (checkpoint path, recorded
+        #: location) -> yes/no. The window asks the user; without it recorded locations are never used.
+        self.confirm_data_path: Callable[[Path, str], bool] | None = None
+        self._confirmed_paths: set[str] = set()
 
     # ================================================================== models
     @property
@@ -191,22 +195,48 @@ class Session(QObject):
             state.main_accuracy = accuracy
 
     def _dataset_for(self, ck: Any) -> tuple[Any | None, str | None]:
+        """The checkpoint's test data, or why there is none.
+
+        A data location the checkpoint records (an ``imagefolder:`` / ``imagenet:`` folder, a
+        ``data_dir``) is used only once :attr:`confirm_data_path` said yes (asked once per
+        location and session): a checkpoint from elsewhere must not make the app read a path it chose.
+        """
+        from st_app.core.meta_schema import MetaError, recorded_dataset
+
         info = ck.info
-        if not info.dataset:
+        try:
+            recorded_use = recorded_dataset(ck.meta, None, None, allow_recorded_paths=True)
+        except MetaError:
             return None, "no data set is recorded in this checkpoint"
-        key = (info.dataset, info.data_dir, info.image_size)
+        chosen: tuple[str, str | None] | None
+        try:
+            chosen = recorded_dataset(ck.meta, None, None, allow_recorded_paths=False)
+        except MetaError:
+            chosen = None  # an image folder: only its recorded path names the data
+        if recorded_use != chosen:  # the checkpoint names a location: ask first (once per location)
+            recorded = recorded_use[1] or recorded_use[0].partition(":")[2]
+            if recorded in self._confirmed_paths or (
+                    self.confirm_data_path is not None and self.confirm_data_path(Path(ck.path), recorded)):
+                self._confirmed_paths.add(recorded)
+                chosen = recorded_use
+            elif chosen is None:
+                return None, (f"the checkpoint records the image folder {recorded!r}; recorded paths are used only "
+                              "when you confirm them (open the checkpoint again to be asked)")
+        assert chosen is not None
+        name, data_dir = chosen
+        key = (name, data_dir, info.image_size)
         data = self._datasets.get(key)
         if data is None:
             try:
                 from st_app.core.data import load_dataset
 
-                data = load_dataset(info.dataset, info.data_dir, image_size=info.image_size)
+                data = load_dataset(name, data_dir, image_size=info.image_size)
             except Exception as exc:  # noqa: BLE001
-                return None, f"data set {info.dataset!r} is not available here: {exc}"
+                return None, f"data set {name!r} is not available here: {exc}"
             self._datasets[key] = data
         c = ck.model.config
         if (data.num_classes, data.in_channels) != (c.num_classes, c.in_channels):
-            return None, (f"data set {info.dataset!r} has {data.in_channels} channels / {data.num_classes} "
+            return None, (f"data set {name!r} has {data.in_channels} channels / {data.num_classes} "
                           f"classes, the model {c.in_channels} / {c.num_classes}")
         return data, None
 
@@ -243,25 +273,30 @@ class Session(QObject):
             raise SessionError(f"Not possible: {exc}") from exc
         return self.edit(new, description)
 
+    def _unit(self) -> str:
+        """The loaded network's plan unit as edits name it (``block``, ``layer``, ``half``)."""
+        return self._require_plan().layout.unit_name
+
     def toggle(self, block: int) -> bool:
         on = block in self._require_plan().blocks
-        return self.apply(lambda p: p.toggle(block), f"Turn block {block} {'off' if on else 'on'}")
+        return self.apply(lambda p: p.toggle(block), f"Turn {self._unit()} {block} {'off' if on else 'on'}")
 
     def block_action(self, action: str, block: int) -> bool:
-        """``toggle``, ``delete``, ``restore``, ``move_left`` or ``move_right`` on one block."""
+        """``toggle``, ``delete``, ``restore``, ``move_left`` or ``move_right`` on one unit."""
         if action == "toggle":
             return self.toggle(block)
+        unit = self._unit()
         if action == "delete":
-            return self.apply(lambda p: p.delete(block), f"Delete block {block}")
+            return self.apply(lambda p: p.delete(block), f"Delete {unit} {block}")
         if action == "restore":
-            return self.apply(lambda p: p.restore(block), f"Restore block {block}")
+            return self.apply(lambda p: p.restore(block), f"Restore {unit} {block}")
         if action in ("move_left", "move_right"):
             step = -1 if action == "move_left" else 1
-            return self.apply(lambda p: p.move(block, step), f"Move block {block} {'left' if step < 0 else 'right'}")
+            return self.apply(lambda p: p.move(block, step), f"Move {unit} {block} {'left' if step < 0 else 'right'}")
         raise SessionError(f"unknown block action {action!r}")
 
     def move_to(self, block: int, index: int) -> bool:
-        return self.apply(lambda p: p.move_to(block, index), f"Move block {block} to position {index + 1}")
+        return self.apply(lambda p: p.move_to(block, index), f"Move {self._unit()} {block} to position {index + 1}")
 
     def preset(self, name: str) -> bool:
         layout = self._require_plan().layout

@@ -116,10 +116,15 @@ class SessionData:
 
 
 # ------------------------------------------------------------------------------ writing
-def write_session(path: str | Path, data: SessionData, *, relative_to: Path | None = None) -> Path:
-    """Write ``data`` as JSON (atomically); checkpoint paths inside ``path``'s folder are relative."""
+def write_session(path: str | Path, data: SessionData, *, relative_to: Path | None = None,
+                  overwrite: bool = True) -> Path:
+    """Write ``data`` as JSON (atomically); checkpoint paths inside ``path``'s folder are relative.
+
+    A safe output (:mod:`st_app.core.safeio`): never onto a run's own files or a non-regular
+    file, an existing file only with ``overwrite`` (the app asks first); OS errors are one line.
+    """
     from st_app import __version__
-    from st_app.core.checkpoint import atomic_write_text
+    from st_app.core.safeio import write_text
 
     path = Path(path)
     base = (relative_to or path.parent).resolve()
@@ -148,12 +153,15 @@ def write_session(path: str | Path, data: SessionData, *, relative_to: Path | No
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise SessionFileError(f"the session would be larger than {MAX_BYTES // 2**20} MiB; clear the training "
                                "curves or reports and save again")
-    atomic_write_text(path, text + "\n")
+    write_text(path, text + "\n", force=overwrite, what="session")
     return path
 
 
-def write_bundle(path: str | Path, data: SessionData) -> Path:
-    """One zip holding the session and the checkpoints it refers to (for handing a lesson to a class)."""
+def write_bundle(path: str | Path, data: SessionData, *, overwrite: bool = True) -> Path:
+    """One zip holding the session and the checkpoints it refers to (for handing a lesson to a class);
+    a safe output like :func:`write_session`."""
+    from st_app.core.safeio import atomic_output
+
     path = Path(path)
     inner = SessionData(**{**data.__dict__, "checkpoints": {}})
     members: list[tuple[Path, str]] = []
@@ -171,12 +179,11 @@ def write_bundle(path: str | Path, data: SessionData) -> Path:
         for slot, ref in inner.checkpoints.items():  # relative to the bundle's root
             ref.path = Path(tmp) / "checkpoints" / slot
         write_session(session, inner, relative_to=Path(tmp))
-        part = path.with_name(path.name + ".part")
-        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.write(session, "session.stlab")
-            for src, name in members:
-                zf.write(src, name)
-        part.replace(path)
+        with atomic_output(path, force=overwrite, what="session bundle", suffix=".zip") as part:
+            with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.write(session, "session.stlab")
+                for src, name in members:
+                    zf.write(src, name)
     return path
 
 

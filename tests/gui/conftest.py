@@ -26,6 +26,24 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return runs
 
 
+SYNTH = "synthetic:1,8,10,64,64"  # 1 channel, 8x8, 10 classes, 64 train, 64 test
+
+
+@pytest.fixture(scope="session")
+def dense_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One-epoch DenseNet-BC-22 runs (3 dense blocks of 3 layers) on synthetic 8x8 images, CT and ST."""
+    from st_app.core.train import TrainConfig, Trainer
+
+    root = tmp_path_factory.mktemp("dense-runs")
+    runs = {}
+    for method in ("ct", "st"):
+        out = root / f"densenet-bc-22-{method}"
+        Trainer(TrainConfig(model="densenet-bc-22", dataset=SYNTH, method=method, epochs=1, seed=0, device="cpu",
+                            batch_size=32), out_dir=out).run()
+        runs[method] = out
+    return runs
+
+
 @pytest.fixture
 def settings(tmp_path: Path):
     """A QSettings file of the test's own, so nothing touches the user's settings."""

@@ -8,15 +8,16 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor
 
-from st_app.core.models import build_model
+from st_app.core.models import ModelConfig, model_from_config
 from st_app.core.plan import SubnetPlan
 from st_app.gui.explore.block_graph import BlockGraphView, NetworkInfo, display_order
 from st_app.gui.explore.graph_items import BOX_H, BOX_X, IMPORTANCE_FLOOR, NA_COLOR, format_drop, importance_color
 
 
-def _info(arch: str = "resnet20", **kw) -> NetworkInfo:  # noqa: ANN003
+def _info(arch: str = "resnet20", granularity: str = "block", **kw) -> NetworkInfo:  # noqa: ANN003
     kw = {"num_classes": 10, "in_channels": 1, "image_size": 8, **kw}
-    return NetworkInfo.from_model(build_model(arch, **kw))
+    config = ModelConfig(arch, kw["num_classes"], kw["in_channels"], kw["image_size"], granularity)
+    return NetworkInfo.from_model(model_from_config(config, empty=True))  # shapes only: no weights
 
 
 @pytest.fixture
@@ -144,9 +145,21 @@ def test_small_drag_is_a_click(qtbot, view) -> None:  # noqa: ANN001
         qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
 
 
-@pytest.mark.parametrize("arch,blocks,rows", [("resnet56", 27, 3), ("resnet110", 54, 6), ("resnet50", 16, 4)])
-def test_deep_networks_wrap_into_rows_and_fit(view, arch, blocks, rows) -> None:  # noqa: ANN001
-    kw = {"image_size": 32, "in_channels": 3} if arch == "resnet50" else {}
+IMAGENET = {"image_size": 224, "in_channels": 3}
+
+
+@pytest.mark.parametrize("arch,blocks,rows,kw", [
+    ("resnet56", 27, 3, {}), ("resnet110", 54, 3, {}), ("resnet50", 16, 2, IMAGENET),
+    ("densenet-bc-40", 18, 2, {}), ("densenet121", 58, 4, IMAGENET), ("densenet264", 130, 6, IMAGENET),
+    ("vit-micro", 6, 2, {}), ("vit_h_14", 32, 4, IMAGENET)])
+@pytest.mark.parametrize("presentation", [False, True])
+def test_deep_networks_wrap_into_rows_fit_and_stay_legible(view, arch, blocks, rows, kw,  # noqa: ANN001
+                                                            presentation) -> None:
+    """A long group (densenet264: 64 layers in one block; vit_h_14: 32 blocks) wraps into rows; fitted
+    at the size of the block graph in a 1280x720 window, every box's number shows >= 10 px tall
+    (labels grow when the fitted graph is small; 12 px down to resnet110, 10.4 px for densenet264)."""
+    view.resize(1230, 380)
+    view.set_presentation(presentation)
     view.set_network(_info(arch, **kw))
     items = view.block_items()
     assert len(items) == blocks
@@ -155,6 +168,7 @@ def test_deep_networks_wrap_into_rows_and_fit(view, arch, blocks, rows) -> None:
     # everything visible after fitting
     visible = view.mapToScene(view.viewport().rect()).boundingRect()
     assert visible.adjusted(-2, -2, 2, 2).contains(view.scene().itemsBoundingRect())
+    assert view.label_px() >= 10, (view.zoom(), view.label_px())
     z = view.zoom()
     view.zoom_in()
     assert view.zoom() == pytest.approx(z * 1.2)
@@ -286,3 +300,57 @@ def test_importance_is_rendered(qtbot, view) -> None:  # noqa: ANN001
     assert abs(pixel(3).red() - 0x80) < 30 and pixel(3).green() < 40 and pixel(3).blue() < 70
     assert min(pixel(8).red(), pixel(8).green()) > 220
     assert pixel(3) != pixel(6) != pixel(8)
+
+
+# ---------------------------------------------------------------- other families: drawn from the layout
+def _drag(qtbot, view, block: int, to: QPointF) -> None:  # noqa: ANN001
+    vp = view.viewport()
+    start = view.mapFromScene(view.block_item(block).scene_box_center())
+    end = view.mapFromScene(to)
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for k in range(1, 9):
+        qtbot.mouseMove(vp, start + (end - start) * (k / 8))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
+
+
+def test_free_order_drags_a_unit_anywhere_in_its_group_across_rows(qtbot, view) -> None:  # noqa: ANN001
+    from st_app.gui.explore.unit_items import TransformerBlockItem
+
+    view.set_network(_info("vit-micro"))
+    rows = sorted({round(i.pos().y()) for i in view.block_items()})
+    assert len(rows) == 2 and all(isinstance(i, TransformerBlockItem) for i in view.block_items())
+    row_of = {b: rows.index(round(view.block_item(b).pos().y())) for b in range(6)}
+    assert row_of[0] == 0 and row_of[5] == 1
+    target = view.block_item(4)
+    with qtbot.waitSignal(view.blockReordered, timeout=1000) as sig:  # down a row, behind block 4
+        _drag(qtbot, view, 0, target.scene_box_center() + QPointF(40, 0))
+    assert sig.args == [0, 4]
+    info = view.info
+    assert info is not None and info.group_title(0) == "Encoder" and info.stage_sizes() == [4]
+
+
+def test_fixed_order_draws_a_bus_keeps_dropped_layers_as_zeros_and_refuses_drags(qtbot, view) -> None:  # noqa: ANN001
+    from st_app.gui.explore.unit_items import DenseLayerItem
+
+    info = _info("densenet-bc-22")  # 3 dense blocks of 3 layers, transitions between them
+    view.set_network(info)
+    assert info.between == ("transition", "transition") and info.tail == ("norm",)
+    assert info.stage_sizes() == [8, 4, 2] and info.group_channels(0) == (24, 60)
+    items = view.block_items()
+    assert all(isinstance(i, DenseLayerItem) for i in items)
+    assert items[0].width_label() == "+12 ch" and items[0].bus == (24, 60)
+    plan = SubnetPlan.parse("0,2|3,4,5|6", info.layout)  # layer 1 dropped in the middle of its block
+    view.set_plan(plan, animate=False)
+    x = [view.block_item(b).pos().x() for b in range(3)]
+    assert x == sorted(x)  # a dropped layer keeps its place (its channels are still there, as zeros)
+    off = view.block_item(1)
+    assert not off.active and off.status_text() == "zeros" and "zeros" in off.toolTip()
+    assert off.fill_color() != view.block_item(0).fill_color()  # greyed
+    refused: list[str] = []
+    view.orderRefused.connect(refused.append)
+    with qtbot.assertNotEmitted(view.blockReordered), qtbot.assertNotEmitted(view.blockClicked):
+        _drag(qtbot, view, 2, view.block_item(0).scene_box_center())
+    assert len(refused) == 1 and info.layout.order_rule in refused[0]
+    assert view.block_item(2).pos().x() == x[2]  # it never moved
+    titles = [a.text() for a in view.build_context_menu(4).actions()]
+    assert titles[0].startswith("Layer 4 · Dense block 2")

@@ -71,6 +71,28 @@ def test_presentation_mode_cuts_nothing_off(qtbot, make_window, size) -> None:  
         win.set_presentation(False)
 
 
+@pytest.mark.parametrize("family", ["vit-micro", "densenet-bc-22"])
+def test_presentation_fits_the_explore_tab_for_every_family(qtbot, make_window, dense_runs, family) -> None:  # noqa: ANN001
+    """The transformer (its BN row says both settings are equal) and the DenseNet (transitions, the
+    path rule beside the chart) in presentation mode at 1280x720: nothing cut off, the graph legible."""
+    from st_app.core.resources import resource_path
+
+    runs = ({s: resource_path("checkpoints", f"digits-vit-micro-{s}") for s in ("ct", "st")}
+            if family == "vit-micro" else dense_runs)
+    win = make_window(runs["ct"], runs["st"])
+    win.set_presentation(True)
+    try:
+        win.showNormal()
+        win.setGeometry(0, 0, 1280, 720)
+        qtbot.wait(60)
+        assert (win.width(), win.height()) == (1280, 720), "the window cannot be as small as the screen"
+        assert not cut_off(win)
+        assert win.graph.label_px() >= 10
+        assert win.plan_panel.path_rule.text() == win.plan.layout.path_rule
+    finally:
+        win.set_presentation(False)
+
+
 def test_leaving_presentation_restores_fonts_and_styles(qtbot, make_window) -> None:  # noqa: ANN001
     win = make_window(enable_training=True)
     legend = win.training.plots.acc_legend

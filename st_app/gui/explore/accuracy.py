@@ -26,7 +26,7 @@ from st_app.core.plan import SubnetPlan
 
 from ..jobs import Job, run_in_thread, shutdown_all
 
-__all__ = ["AccuracyResult", "AccuracyService", "BN_LABELS", "ModelPayload", "Pass", "passes"]
+__all__ = ["AccuracyResult", "AccuracyService", "BN_LABELS", "NO_RUNNING_STATS", "ModelPayload", "Pass", "passes"]
 
 BN_LABELS = {
     "main": "main network (paper)",
@@ -76,14 +76,22 @@ class Pass:
     n_test: int  # 0: the whole test set
 
 
-def passes(bn: str, n_test: int) -> list[Pass]:
-    """The estimate(s) and the exact pass for a BN setting and test-set size."""
+#: what the card says when a model keeps no running statistics (both BN settings are the same number)
+NO_RUNNING_STATS = "no BatchNorm: both settings equal"
+
+
+def passes(bn: str, n_test: int, running_stats: bool = True) -> list[Pass]:
+    """The estimate(s) and the exact pass for a BN setting and test-set size.
+
+    A model without running statistics (a transformer's LayerNorm) has nothing to recalibrate:
+    both settings are its main-network passes, computed once.
+    """
     large = n_test > LARGE_TEST
-    if bn == "main":
+    if bn == "main" or not running_stats:
         out = []
         if large:
             out.append(Pass("main@sub", False, f"estimate on {QUICK_TEST} test images", 0, QUICK_TEST))
-        out.append(Pass("main", True, "main-network BN statistics", 0, 0))
+        out.append(Pass("main", True, "main-network BN statistics" if running_stats else NO_RUNNING_STATS, 0, 0))
         return out
     return [
         Pass("recal@quick", False, f"estimate: BN from {CALIB_QUICK} images", CALIB_QUICK, QUICK_TEST if large else 0),
@@ -96,6 +104,7 @@ class _Evaluators:
 
     def __init__(self) -> None:
         self.by_slot: dict[str, tuple[str, Any]] = {}  # slot -> (model key, IncrementalEvaluator | None)
+        self.running_stats: dict[str, bool] = {}  # slot -> whether its model keeps BN running statistics
         self.cache: dict[tuple[str, SubnetPlan, str], float] = {}
 
     def set_model(self, payload: ModelPayload) -> Any:
@@ -103,6 +112,7 @@ class _Evaluators:
         if payload.model is None:
             self.by_slot.pop(payload.slot, None)
             return
+        self.running_stats[payload.slot] = bool(payload.model.uses_running_statistics())
         from st_app.core.subnet_eval.incremental import IncrementalEvaluator
 
         try:
@@ -127,7 +137,7 @@ class _Evaluators:
     def evaluate(self, job: Job, rid: int, plan: SubnetPlan, bn: str) -> Any:
         """All passes of one request, both slots' exact values last (generator job)."""
         snaps = [(slot, key, ev) for slot, (key, ev) in self.by_slot.items() if ev is not None]
-        plan_passes = {slot: passes(bn, ev.n_test) for slot, _, ev in snaps}
+        plan_passes = {slot: passes(bn, ev.n_test, self.running_stats.get(slot, True)) for slot, _, ev in snaps}
         for slot, key, ev in snaps:
             final = plan_passes[slot][-1]
             if (key, plan, final.tag) in self.cache or ev.mostly_cached(plan, final.n_calib if not final.n_test else 0):

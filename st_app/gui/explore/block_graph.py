@@ -1,6 +1,14 @@
-"""The unraveled block graph: input -> stem -> stages of residual blocks -> head.
+"""The unraveled block graph: input -> stem -> groups of units (with joins between them) -> head.
 
-Boxes sit in execution order: an active block's slot follows the plan, a dropped one stays
+What is drawn follows the network's layout, never its family's name: under the ``shape``
+order rule residual blocks with skip arcs (a projection where ``shapes[b].changes_shape``);
+under ``free`` any unit may be dragged anywhere in its group, and a ``transformer`` unit shows
+its two residual halves; under ``fixed`` each group is a concatenation bus with its layers
+hanging under it (a dropped one stays, as zeros) and no dragging. Ops that run between groups
+(a transition) get a node. Rows are packed to fit the view (:mod:`.graph_layout`), and box
+labels grow when a long network is fitted small, so the whole graph stays legible.
+
+Boxes sit in execution order: an active unit's slot follows the plan, a dropped one stays
 where ``SubnetPlan.restore`` would put it back (:func:`.network_info.display_order`). The view
 only *asks* for edits (signals); the session owns the plan, validates with
 :class:`~st_app.core.plan.SubnetPlan` and the window calls :meth:`BlockGraphView.set_plan` back.
@@ -10,72 +18,57 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from PySide6.QtCore import (
-    QPoint,
-    QPointF,
-    QRectF,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QBrush,
     QColor,
+    QFontMetricsF,
     QKeyEvent,
     QPainter,
-    QPainterPath,
-    QPen,
     QWheelEvent,
 )
-from PySide6.QtWidgets import (
-    QGraphicsScene,
-    QGraphicsSimpleTextItem,
-    QGraphicsView,
-    QMenu,
-    QWidget,
-)
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QMenu, QWidget
 
 from st_app.core.plan import SubnetPlan
 
-from ..style import MUTED, stage_color, ui_font
+from ..style import MUTED, ui_font
+from .graph_build import GraphBuilder
 from .graph_items import (
-    FRAME_BOTTOM,
-    FRAME_TOP,
     IMPORTANCE_FLOOR,
-    MAX_PER_ROW,
-    MID_Y,
-    NODE_W,
-    ROW_H,
-    SINGLE_ROW_MAX,
-    SLOT_W,
-    STAGE_GAP,
-    STAGE_PAD,
     BlockItem,
-    _EndItem,
     _Look,
-    _NodeItem,
-    _WireItem,
 )
+from .graph_layout import DEFAULT_VIEW, LEGIBLE_SCALE, GraphLayout, choose_layout, fit_scale
 from .legends import ImportanceLegendItem, LegendItem
-from .network_info import NetworkInfo, display_order
+from .network_info import NetworkInfo, display_order, plural
 
 __all__ = ["BlockGraphView", "NetworkInfo", "display_order"]
 
+MAX_BOOST = 2.1
 
-class BlockGraphView(QGraphicsView):
+
+def boost_for(scale: float) -> float:
+    """How much box labels grow when the fitted graph is drawn at ``scale`` (1: not at all), so a
+    box's number still shows about 12 px tall on screen."""
+    return round(min(MAX_BOOST, max(1.0, LEGIBLE_SCALE / max(scale, 1e-3))), 2)
+
+
+class BlockGraphView(GraphBuilder, QGraphicsView):
     """Scrollable, zoomable view of the unraveled network; emits edit requests."""
 
     blockClicked = Signal(int)
     blockActionRequested = Signal(str, int)  # toggle | delete | restore | move_left | move_right
-    blockReordered = Signal(int, int)  # block, new index among the active blocks of its stage
+    blockReordered = Signal(int, int)  # unit, new index among the active units of its group
     presetRequested = Signal(str)  # full | smallest | random
     currentBlockChanged = Signal(int)
+    orderRefused = Signal(str)  # a drag the layout's order rule forbids: why, in one sentence
 
-    ACTIONS = {
-        "delete": ("Delete", "Delete", "Turn this block off: drop its residual branch (plan.delete)"),
-        "restore": ("Restore", "Insert", "Turn this block back on where network order places it"),
-        "move_left": ("Move left", "Ctrl+Left", "Run this block one place earlier in its stage"),
-        "move_right": ("Move right", "Ctrl+Right", "Run this block one place later in its stage"),
+    ACTIONS = {  # {unit} / {group}: the layout's names
+        "delete": ("Delete", "Delete", "Turn this {unit} off: {off}"),
+        "restore": ("Restore", "Insert", "Turn this {unit} back on where network order places it"),
+        "move_left": ("Move left", "Ctrl+Left", "Run this {unit} one place earlier in its {group}"),
+        "move_right": ("Move right", "Ctrl+Right", "Run this {unit} one place later in its {group}"),
     }
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -95,16 +88,18 @@ class BlockGraphView(QGraphicsView):
         self._info: NetworkInfo | None = None
         self._plan: SubnetPlan | None = None
         self._items: dict[int, BlockItem] = {}
-        self._slots: list[list[QPointF]] = []  # per stage, slot positions left to right
-        self._slot_rows: list[list[int]] = []  # per stage, row index of each slot
+        self._slots: list[list[QPointF]] = []  # per group, slot positions in display order
+        self._slot_of: dict[int, QPointF] = {}  # unit -> the slot it sits in now
+        self._graph: GraphLayout | None = None
+        self._labels: list[tuple[QGraphicsSimpleTextItem, list[str], float]] = []  # text, variants, room
         self._current: int | None = None
         self._auto_fit = True
         self._message: QGraphicsSimpleTextItem | None = None
         self._importance: list[float] | None = None
         self._importance_title = ""
+        self._importance_max: float | None = None
         self._importance_legend: ImportanceLegendItem | None = None
         self._legend: LegendItem | None = None
-        self._stage_labels: list[QGraphicsSimpleTextItem] = []
         self.set_message("No network loaded")
 
     # ------------------------------------------------------------------ public
@@ -158,11 +153,12 @@ class BlockGraphView(QGraphicsView):
         values = [float(d) for d in drops]
         n = self._info.layout.num_blocks
         if len(values) != n:
-            raise ValueError(f"importance needs one accuracy drop per block: got {len(values)} values "
-                             f"for the {n} blocks of {self._info.arch or 'this network'}")
+            unit = self._info.unit
+            raise ValueError(f"importance needs one accuracy drop per {unit}: got {len(values)} values "
+                             f"for the {n} {plural(unit)} of {self._info.arch or 'this network'}")
         finite = [d for d in values if math.isfinite(d)]
         vmax = max([IMPORTANCE_FLOOR, *finite, *([scale_max] if scale_max is not None else [])])
-        self._importance, self._importance_title = values, title
+        self._importance, self._importance_title, self._importance_max = values, title, scale_max
         for b, item in self._items.items():
             item.set_importance(values[b], vmax, title)
         self._importance_legend.show_scale(title, vmax, len(finite) < n)
@@ -176,7 +172,8 @@ class BlockGraphView(QGraphicsView):
         self._items.clear()
         self._importance, self._importance_title, self._importance_legend = None, "", None
         self._legend = None
-        self._stage_labels.clear()
+        self._labels.clear()
+        self._graph = None
         self._info = None
         self._plan = None
         self._current = None
@@ -187,18 +184,47 @@ class BlockGraphView(QGraphicsView):
 
     def set_network(self, info: NetworkInfo, plan: SubnetPlan | None = None) -> None:
         """Rebuild the scene for a network layout (keeps nothing of the previous one)."""
+        self._importance, self._importance_title = None, ""  # a new network: unit count may differ
+        self._current = None
+        self._rebuild(info, plan or info.layout.full_plan(), choose_layout(info, self._view_size()))
+        self._auto_fit = True
+        self.fit()
+
+    @property
+    def info(self) -> NetworkInfo | None:
+        return self._info
+
+    @property
+    def graph_layout(self) -> GraphLayout | None:
+        """The rows the network is drawn in (what :func:`.graph_layout.choose_layout` picked)."""
+        return self._graph
+
+    def _view_size(self) -> tuple[float, float]:
+        vp = self.viewport()
+        if self.isVisible() and vp.width() > 200 and vp.height() > 100:
+            return float(vp.width()), float(vp.height())
+        return DEFAULT_VIEW
+
+    def _rebuild(self, info: NetworkInfo, plan: SubnetPlan, graph: GraphLayout) -> None:
+        """Draw ``info`` in the rows of ``graph``; keeps the current unit and the importance colours."""
+        importance, title, scale_max = self._importance, self._importance_title, self._importance_max
+        current = self._current
         scene = self.scene()
         scene.clear()
         self._items.clear()
-        self._stage_labels.clear()
-        self._importance, self._importance_title = None, ""  # a new network: block count may differ
+        self._labels.clear()
+        self._slot_of.clear()
         self._message = None
-        self._info = info
+        self._info, self._graph = info, graph
+        self._look.boost = boost_for(fit_scale(graph, self._view_size()))
         self._current = None
-        self._build(info)
-        self.set_plan(plan or info.layout.full_plan(), animate=False)
-        self._auto_fit = True
-        self.fit()
+        self._build(info, graph)
+        self.set_plan(plan, animate=False)
+        if current is not None and current in self._items:
+            self._current = current
+            self._items[current].set_current(True)
+        if importance is not None:
+            self.set_importance(importance, title, scale_max)
 
     def set_plan(self, plan: SubnetPlan, animate: bool = True) -> None:
         if self._info is None or plan.layout != self._info.layout:
@@ -215,6 +241,7 @@ class BlockGraphView(QGraphicsView):
                 pos = active.index(b) + 1 if on else 0
                 moved = on and natural.index(b) != active.index(b)
                 item.set_state(on, pos, moved)
+                self._slot_of[b] = self._slots[s][i]
                 item.move_to(self._slots[s][i], animate and self.isVisible())
 
     def set_current_block(self, block: int | None) -> None:
@@ -241,129 +268,18 @@ class BlockGraphView(QGraphicsView):
 
     def set_presentation(self, on: bool) -> None:
         self._look.presentation = on
-        for text in self._stage_labels:  # scene text follows the look too
-            text.setFont(self._look.font(14 if on else 13, bold=True))
+        self._refresh_look()
+
+    def _refresh_look(self) -> None:
+        """Fonts changed (presentation mode, a new boost): labels re-fitted, items repainted."""
+        for text, variants, room in self._labels:  # scene text follows the look too
+            self._fit_label(text, variants, room)
         for item in self.scene().items():
             item.update()  # also re-renders the items' pixmap caches
+        if self._legend is not None:
+            self._legend.refresh()
         if self._importance_legend is not None and self._importance is not None:
             self._importance_legend.refresh()  # bigger fonts: a wider legend
-            self._update_scene_rect()
-
-    # --------------------------------------------------------------- building
-    def _build(self, info: NetworkInfo) -> None:
-        layout, look, scene = info.layout, self._look, self.scene()
-        single = layout.num_blocks <= SINGLE_ROW_MAX
-        sizes = info.stage_sizes()
-
-        # rows of (stage, number of slots); long stages are split into balanced chunks
-        rows: list[list[tuple[int, int]]] = [[]] if single else []
-        for s, stage in enumerate(layout.stages):
-            n = len(stage)
-            if single:
-                rows[0].append((s, n))
-                continue
-            chunks = max(1, math.ceil(n / MAX_PER_ROW))
-            base, extra = divmod(n, chunks)
-            for c in range(chunks):
-                rows.append([(s, base + (1 if c < extra else 0))])
-
-        x0 = 74.0 + NODE_W  # after the input label and the stem
-        self._slots = [[] for _ in layout.stages]
-        self._slot_rows = [[] for _ in layout.stages]
-        row_ends: list[float] = []
-        seen_stage: set[int] = set()
-        for r, row in enumerate(rows):
-            y = r * ROW_H
-            x = x0
-            for k, (s, n) in enumerate(row):
-                if k > 0:
-                    x += STAGE_GAP
-                    self._gap_wire(x - STAGE_GAP, x, y)
-                frame = QRectF(x - STAGE_PAD, y + FRAME_TOP, n * SLOT_W + 2 * STAGE_PAD, FRAME_BOTTOM - FRAME_TOP)
-                color = QColor(stage_color(s))
-                fill = QColor(color)
-                fill.setAlpha(20)
-                edge = QColor(color)
-                edge.setAlpha(110)
-                path = QPainterPath()
-                path.addRoundedRect(frame, 10, 10)
-                frame_item = scene.addPath(path, QPen(edge, 1.2), QBrush(fill))
-                frame_item.setZValue(0)
-                cont = s in seen_stage
-                seen_stage.add(s)
-                stage_blocks = layout.stages[s]
-                shape = layout.shapes[stage_blocks[0]]
-                label = (f"Stage {s + 1}" + (" (continued)" if cont else "")
-                         + f"  ·  {shape.out_channels} channels  ·  {sizes[s]}×{sizes[s]}"
-                         + ("" if cont else f"  ·  {len(stage_blocks)} blocks"))
-                text = scene.addSimpleText(label, look.font(13, bold=True))
-                self._stage_labels.append(text)
-                text.setBrush(color.darker(135))
-                text.setPos(frame.left() + 10, frame.top() + 6)
-                text.setZValue(1)
-                frame_item.setToolTip(
-                    f"Stage {s + 1}: blocks {stage_blocks[0]}–{stage_blocks[-1]}, {shape.out_channels} "
-                    f"channels at {sizes[s]}×{sizes[s]}. Blocks may be reordered only inside their "
-                    "stage, and only blocks of identical shape.")
-                for i in range(n):
-                    self._slots[s].append(QPointF(x + i * SLOT_W, y))
-                    self._slot_rows[s].append(r)
-                x += n * SLOT_W
-            row_ends.append(x)
-
-        # stem, input, head, output
-        stem_lines = [f"conv {info.stem_kernel}×{info.stem_kernel} · {info.stem_channels}"]
-        if info.stem_reduction > 1:
-            stem_lines.append(f"+ max-pool ↓{info.stem_reduction}")
-        stem = _NodeItem("Stem", stem_lines, look,
-                         "Stem: the first convolution, always part of every sub-network.", True, True)
-        stem.setPos(74, 0)
-        scene.addItem(stem)
-        inp = _EndItem(f"input\n{info.in_channels}×{info.image_size}×{info.image_size}", look, True)
-        inp.setPos(0, 0)
-        scene.addItem(inp)
-        last_y = (len(rows) - 1) * ROW_H
-        head = _NodeItem("Head", ["pool · fc", f"→ {info.num_classes} classes"], look,
-                         "Head: global average pooling and the classifier, always part of every sub-network.",
-                         True, True)
-        head.setPos(row_ends[-1] + 6, last_y)
-        scene.addItem(head)
-        self._gap_wire(row_ends[-1], row_ends[-1] + 6, last_y)
-        out = _EndItem(f"logits\n({info.num_classes})", look, True)
-        out.setPos(row_ends[-1] + 6 + NODE_W, last_y)
-        scene.addItem(out)
-
-        # wires between rows: down from a row's end, back to the next row's start
-        for r in range(len(rows) - 1):
-            y0 = r * ROW_H + MID_Y
-            y1 = (r + 1) * ROW_H + MID_Y
-            ymid = r * ROW_H + FRAME_BOTTOM + 22
-            xa, xb = row_ends[r], x0
-            path = QPainterPath(QPointF(xa, y0))
-            path.lineTo(xa + 20, y0)
-            path.lineTo(xa + 20, ymid)
-            path.lineTo(xb - STAGE_PAD - 22, ymid)
-            path.lineTo(xb - STAGE_PAD - 22, y1)
-            path.lineTo(xb, y1)
-            wire = _WireItem(path, look)
-            scene.addItem(wire)
-
-        legend = self._legend = LegendItem(look)
-        legend.setPos(74, (len(rows) - 1) * ROW_H + FRAME_BOTTOM + 18)
-        scene.addItem(legend)
-        self._importance_legend = ImportanceLegendItem(look)  # under the on/off key, hidden
-        self._importance_legend.setPos(74, legend.y() + legend.boundingRect().height() + 14)
-        scene.addItem(self._importance_legend)
-
-        for s, stage in enumerate(layout.stages):
-            for b in stage:
-                sh = layout.shapes[b]
-                item = BlockItem(b, s, sh.in_channels, sh.out_channels, sh.stride, look)
-                item.clicked.connect(self._on_item_clicked)
-                item.dragged.connect(self._on_item_dragged)
-                item.contextMenuRequested.connect(self._on_context_menu)
-                scene.addItem(item)
-                self._items[b] = item
         self._update_scene_rect()
 
     def _update_scene_rect(self) -> None:
@@ -374,31 +290,32 @@ class BlockGraphView(QGraphicsView):
         if self._auto_fit:
             self.fit()
 
-    def _gap_wire(self, xa: float, xb: float, y: float) -> None:
-        path = QPainterPath(QPointF(xa, y + MID_Y))
-        path.lineTo(xb, y + MID_Y)
-        self.scene().addItem(_WireItem(path, self._look))
-
     # ------------------------------------------------------------ interaction
+    def _item_signals(self, item: BlockItem) -> None:
+        item.clicked.connect(self._on_item_clicked)
+        item.dragged.connect(self._on_item_dragged)
+        item.dragRefused.connect(self._on_drag_refused)
+        item.contextMenuRequested.connect(self._on_context_menu)
+
     def _on_item_clicked(self, block: int) -> None:
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         self.set_current_block(block)
         self.blockClicked.emit(block)
 
-    def _on_item_dragged(self, block: int, x: float) -> None:
-        """Turn a drop position into an index among the stage's other active blocks."""
+    def _on_item_dragged(self, block: int, pos: QPointF) -> None:
+        """Turn a drop position (the box centre) into an index among the group's other active units."""
         plan = self._plan
         if plan is None:
             return
         s = plan.layout.stage_of(block)
         item = self._items[block]
-        row = self._slot_rows[s][self._slot_index(item)]
+        rows = sorted({p.y() for p in self._slots[s]})
+        row = min(rows, key=lambda y: abs(y + item.box_rect().center().y() - pos.y()))
         others = [b for b in plan.stages[s] if b != block]
         index = 0
         for b in others:
-            other = self._items[b]
-            orow = self._slot_rows[s][self._slot_index(other)]
-            if (orow, other.scene_box_center().x()) < (row, x):
+            slot = self._slot_of[b]
+            if (slot.y(), slot.x() + self._items[b].box_rect().center().x()) < (row, pos.x()):
                 index += 1
         current = plan.stages[s].index(block) if block in plan.stages[s] else -1
         if index == current:
@@ -409,11 +326,12 @@ class BlockGraphView(QGraphicsView):
         if self._plan is plan:  # the window refused the edit: snap back
             self.set_plan(plan)
 
-    def _slot_index(self, item: BlockItem) -> int:
-        """Nearest slot of the item's stage (by the slot it was laid out in)."""
-        slots = self._slots[item.stage]
-        target = item._drag_origin if item._drag_origin is not None else item.pos()
-        return min(range(len(slots)), key=lambda i: (slots[i] - target).manhattanLength())
+    def _on_drag_refused(self, block: int) -> None:
+        if self._info is None:
+            return
+        layout = self._info.layout
+        self.set_current_block(block)
+        self.orderRefused.emit(f"{plural(layout.unit_name).capitalize()} cannot be dragged: {layout.order_rule}.")
 
     def _on_context_menu(self, block: int, screen_pos: QPoint) -> None:
         self.set_current_block(block)
@@ -445,11 +363,17 @@ class BlockGraphView(QGraphicsView):
         menu = QMenu(self)
         menu.setToolTipsVisible(True)
         item = self._items[block]
-        title = QAction(f"Block {block} · stage {item.stage + 1} · {item.width_label()}", menu)
+        info = self._info
+        assert info is not None
+        layout = info.layout
+        unit, group = layout.unit_name, layout.group_name
+        title = QAction(f"{info.unit_title(block)} · {info.group_title(item.stage)} · {item.width_label()}", menu)
         title.setEnabled(False)
         menu.addAction(title)
         menu.addSeparator()
-        for name, (text, key, tip) in self.ACTIONS.items():
+        off = "zeros in its channels" if layout.order == "fixed" else "skip its residual branch (plan.delete)"
+        for name, (text, key, template) in self.ACTIONS.items():
+            tip = template.format(unit=unit, group=group, off=off)
             act = QAction(text, menu)
             act.setShortcut(key)
             act.setShortcutVisibleInContextMenu(True)
@@ -461,8 +385,8 @@ class BlockGraphView(QGraphicsView):
             menu.addAction(act)
         menu.addSeparator()
         for name, text, tip in (
-            ("full", "Full network", "Turn every block on, in network order"),
-            ("smallest", "Smallest sub-net", "Keep only the first block of each stage"),
+            ("full", "Full network", f"Turn every {unit} on, in network order"),
+            ("smallest", "Smallest sub-net", f"Keep only the first {unit} of each {group}"),
             ("random", "Random ordered sub-net", "Sample an ordered sub-network as ST does during training"),
         ):
             act = QAction(text, menu)
@@ -551,9 +475,40 @@ class BlockGraphView(QGraphicsView):
     def zoom(self) -> float:
         return self.transform().m11()
 
+    def label_px(self) -> float:
+        """On-screen size in pixels of a box's number (17 px in the scene, grown when fitted small),
+        without presentation mode's enlargement."""
+        look = self._look
+        px = look.font(17, bold=True, boost=look.compact).pixelSize() / (1.15 if look.presentation else 1.0)
+        if self._items and look.compact:  # the widest number may have been shrunk to fit its box
+            item = self._items[max(self._items)]
+            fm = QFontMetricsF(look.font(17, bold=True, boost=True))
+            px *= min(1.0, (item.box_rect().width() + 10) / max(1.0, fm.horizontalAdvance(item.compact_number())))
+        return self.zoom() * px
+
     def resizeEvent(self, event) -> None:  # noqa: ANN001
         super().resizeEvent(event)
+        self._follow_size()
         if self._auto_fit:
             self.fit()
+
+    def _follow_size(self) -> None:
+        """A new viewport size: re-pack the rows when that fits clearly better; re-size the labels."""
+        if self._info is None or self._graph is None or self._plan is None or not self.isVisible():
+            return
+        view = self._view_size()
+        best = choose_layout(self._info, view)
+        if best.signature() != self._graph.signature() and \
+                fit_scale(best, view) > 1.08 * fit_scale(self._graph, view):
+            self._rebuild(self._info, self._plan, best)
+            return
+        boost = boost_for(fit_scale(self._graph, view))
+        if abs(boost - self._look.boost) >= 0.05:
+            compact = self._look.compact
+            self._look.boost = boost
+            if self._look.compact != compact:  # the labels' variants depend on it
+                self._rebuild(self._info, self._plan, self._graph)
+            else:
+                self._refresh_look()
 
 

@@ -1,9 +1,10 @@
-"""Items of the block graph's scene: residual blocks, stem and head, wires, and their look.
+"""Items of the block graph's scene: residual units, stem, joins and head, wires, and their look.
 
-Every residual block is drawn as ``split -> branch box -> (+)`` with its skip connection as
-an arc over the box, so a dropped block visibly leaves the signal only the skip. Blocks that
+Every residual unit is drawn as ``split -> branch box -> (+)`` with its skip connection as
+an arc over the box, so a dropped unit visibly leaves the signal only the skip. Blocks that
 change shape (first of a stage) have a thicker border, a ``16→32 ↓2`` tag and a labelled
-projection shortcut (which keeps running when their branch is dropped).
+projection shortcut (which keeps running when their branch is dropped). Transformer blocks
+and dense layers (:mod:`.unit_items`) reuse this item's state, colours and mouse handling.
 
 Block importance is shown as *points of accuracy lost* when the block alone is deleted: a
 positive number is a loss (the legend's unit), a negative one means deleting it helped. The
@@ -25,6 +26,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QFontMetricsF,
     QPainter,
     QPainterPath,
     QPen,
@@ -34,7 +36,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QGraphicsItem,
     QGraphicsObject,
-    QGraphicsPathItem,
     QGraphicsSceneContextMenuEvent,
     QGraphicsSceneHoverEvent,
     QGraphicsSceneMouseEvent,
@@ -62,8 +63,6 @@ STAGE_GAP = 26.0
 FRAME_TOP = ARC_Y - 40.0
 FRAME_BOTTOM = BOX_H + 24.0  # room under the boxes for the importance value
 ROW_H = FRAME_BOTTOM - FRAME_TOP + 44.0
-MAX_PER_ROW = 12
-SINGLE_ROW_MAX = 12  # up to this many blocks: one row like the paper's figure
 
 # Block importance (accuracy lost when one block alone is deleted, after Veit et al. 2016):
 # a sequential, colour-blind safe ramp (ColorBrewer YlOrRd), pale = harmless, dark red = vital.
@@ -115,6 +114,7 @@ class _Look:
 
     def __init__(self) -> None:
         self.presentation = False
+        self.boost = 1.0  # >1 when the fitted graph is small: box labels grow so they stay legible
 
     @property
     def line(self) -> float:
@@ -132,27 +132,60 @@ class _Look:
     def wire(self) -> QColor:
         return QColor("#111827") if self.presentation else QColor("#4B5563")
 
-    def font(self, pixel_size: float, bold: bool = False):  # noqa: ANN201 - QFont
-        return ui_font(pixel_size * (1.15 if self.presentation else 1.0), bold)
+    def font(self, pixel_size: float, bold: bool = False, boost: bool = False):  # noqa: ANN201 - QFont
+        """``boost``: text that must stay legible when a long network is fitted small (box labels, keys)."""
+        return ui_font(pixel_size * (1.15 if self.presentation else 1.0) * (self.boost if boost else 1.0), bold)
+
+    @property
+    def compact(self) -> bool:
+        """Boxes show only their number and state (the width line would not fit the boosted text)."""
+        return self.boost >= 1.25
 
     @property
     def muted(self) -> QColor:
         return QColor("#6B7280") if self.presentation else QColor("#9CA3AF")
 
 
-class BlockItem(QGraphicsObject):
-    """One residual block: its slot's wires, skip arc, branch box and (+) junction."""
+#: what each unit kind of a layout computes (tooltips)
+KIND_TEXT = {
+    "basic": "residual block: two 3×3 convolutions on its branch",
+    "bottleneck": "bottleneck residual block: 1×1, 3×3 and 1×1 convolutions on its branch",
+    "preact": "pre-activation residual block (norm and ReLU before each convolution)",
+    "transformer": "transformer block: x + attention(norm(x)), then x + MLP(norm(x)), two residual branches",
+    "attention": "attention half of a transformer block: x + attention(norm(x))",
+    "mlp": "MLP half of a transformer block: x + MLP(norm(x))",
+    "dense": "dense layer: reads every earlier feature map of its dense block and appends its own",
+}
 
+
+class BlockItem(QGraphicsObject):
+    """One residual unit: its slot's wires, skip arc, branch box and (+) junction.
+
+    ``names`` = (unit, group noun, group title) as the layout calls them (``block``, ``stage``,
+    ``Stage 2``); ``draggable`` is False where the layout's order rule fixes every position.
+    """
+
+    WIDTH = SLOT_W
     clicked = Signal(int)
-    dragged = Signal(int, float)  # block, scene x of the box centre when released
+    dragged = Signal(int, QPointF)  # unit, scene position of the box centre when released
+    dragRefused = Signal(int)  # a drag of a unit that may not move
     contextMenuRequested = Signal(int, QPoint)
 
-    def __init__(self, block: int, stage: int, in_ch: int, out_ch: int, stride: int, look: _Look) -> None:
+    def __init__(self, block: int, stage: int, in_ch: int, out_ch: int, stride: int, look: _Look, *,
+                 kind: str = "", names: tuple[str, str, str] = ("block", "stage", ""), draggable: bool = True,
+                 order_hint: str = "drag sideways: reorder in its stage") -> None:
         super().__init__()
         self.block = block
         self.stage = stage
         self.in_ch, self.out_ch, self.stride = in_ch, out_ch, stride
         self.changes_shape = in_ch != out_ch or stride != 1
+        self.kind = kind
+        self.unit, self.group_noun = names[0], names[1]
+        self.group_title = names[2] or f"{names[1]} {stage + 1}"
+        self.draggable = draggable
+        self.drag_vertical = False  # its group spans rows: drags may go up and down too
+        self.order_hint = order_hint
+        self._refused = False
         self.look = look
         self.active = True
         self.current = False
@@ -175,7 +208,7 @@ class BlockItem(QGraphicsObject):
 
     # --------------------------------------------------------------- geometry
     def boundingRect(self) -> QRectF:  # down to the importance value under the box
-        return QRectF(-2, ARC_Y - 20, SLOT_W + 4, FRAME_BOTTOM - ARC_Y + 20)
+        return QRectF(-2, ARC_Y - 20, self.WIDTH + 4, FRAME_BOTTOM - ARC_Y + 20)
 
     def box_rect(self) -> QRectF:
         return QRectF(BOX_X, 0, BOX_W, BOX_H)
@@ -221,22 +254,36 @@ class BlockItem(QGraphicsObject):
             self.update()
 
     def width_label(self) -> str:
+        if self.kind == "attention":
+            return "attention"
+        if self.kind == "mlp":
+            return "MLP"
         if self.changes_shape:
             label = f"{self.in_ch}→{self.out_ch}"
             return label + (f" ↓{self.stride}" if self.stride != 1 else "")
         return f"{self.out_ch} ch"
 
     def _tooltip(self) -> str:
-        state = (f"<b>on</b>, runs {self._ordinal(self.position)} in its stage" if self.active
-                 else "<b>off</b>: its branch is skipped, the signal takes only the skip connection")
-        shape = (f"changes shape {self.in_ch}→{self.out_ch} channels"
-                 + (f", stride {self.stride}" if self.stride != 1 else "")
-                 + "; its shortcut is a 1×1 projection that keeps running when the block is off"
-                 if self.changes_shape else f"{self.out_ch} channels in and out (identity shortcut)")
+        group = self.group_noun
+        state = (f"<b>on</b>, runs {self._ordinal(self.position)} in its {group}" if self.active
+                 else f"<b>off</b>: {self.off_text()}")
         moved = "<br>Moved out of network order." if self.moved else ""
-        return (f"<b>Block {self.block}</b> · stage {self.stage + 1}<br>{shape}<br>State: {state}.{moved}"
-                f"{self._importance_tip()}"
-                "<br><i>Click: turn on/off · drag sideways: reorder in its stage · right-click: more</i>")
+        what = KIND_TEXT.get(self.kind, "")
+        what = f"<br>{what[:1].upper()}{what[1:]}." if what else ""
+        return (f"<b>{self.unit.capitalize()} {self.block}</b> · {self.group_title}{what}<br>{self.shape_text()}"
+                f"<br>State: {state}.{moved}{self._importance_tip()}"
+                f"<br><i>Click: turn on/off · {self.order_hint} · right-click: more</i>")
+
+    def off_text(self) -> str:
+        """What the network does without this unit."""
+        return "its branch is skipped, the signal takes only the skip connection"
+
+    def shape_text(self) -> str:
+        if self.changes_shape:
+            return (f"changes shape {self.in_ch}→{self.out_ch} channels"
+                    + (f", stride {self.stride}" if self.stride != 1 else "")
+                    + "; its shortcut is a 1×1 projection that keeps running when the block is off")
+        return f"{self.out_ch} channels in and out (identity shortcut)"
 
     def _importance_tip(self) -> str:
         if self.importance is None:
@@ -244,9 +291,9 @@ class BlockItem(QGraphicsObject):
         where = f" ({self.importance_title})" if self.importance_title else ""
         d = self.importance
         if not math.isfinite(d):
-            return f"<br>Accuracy lost when this block alone is deleted: n/a (not measured){where}."
+            return f"<br>Accuracy lost when this {self.unit} alone is deleted: n/a (not measured){where}."
         verb = "costs" if d >= 0 else "gains"
-        return f"<br>Deleting this block alone {verb} {abs(d):.1f} points of accuracy{where}."
+        return f"<br>Deleting this {self.unit} alone {verb} {abs(d):.1f} points of accuracy{where}."
 
     @staticmethod
     def _ordinal(n: int) -> str:
@@ -254,47 +301,54 @@ class BlockItem(QGraphicsObject):
 
     # ------------------------------------------------------------------- paint
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        look = self.look
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self._paint_residual(painter, 0.0)
+        self._paint_box(painter, self.box_rect(), self.width_label())
+        self._paint_marks(painter, self.box_rect())
+
+    def _paint_residual(self, painter: QPainter, x0: float) -> None:
+        """One residual half at ``x0``: lead wires, split dot, branch wires, skip arc (+ tag), (+) junction."""
+        look = self.look
         white = QColor("#FFFFFF")
         wire = look.wire
         branch_col = wire if self.active else look.muted
         solid = QPen(wire, look.line)
         solid.setCapStyle(Qt.PenCapStyle.RoundCap)
+        split, join, box_x = x0 + SPLIT_X, x0 + JOIN_X, x0 + BOX_X
 
         # main line: lead-in to the split point, (+) to the slot's right edge
         painter.setPen(solid)
-        painter.drawLine(QPointF(0, MID_Y), QPointF(SPLIT_X, MID_Y))
-        painter.drawLine(QPointF(JOIN_X + JOIN_R, MID_Y), QPointF(SLOT_W, MID_Y))
+        painter.drawLine(QPointF(x0, MID_Y), QPointF(split, MID_Y))
+        painter.drawLine(QPointF(join + JOIN_R, MID_Y), QPointF(x0 + SLOT_W, MID_Y))
         painter.setBrush(wire)
-        painter.drawEllipse(QPointF(SPLIT_X, MID_Y), 2.6 * look.line / 1.6, 2.6 * look.line / 1.6)
+        painter.drawEllipse(QPointF(split, MID_Y), 2.6 * look.line / 1.6, 2.6 * look.line / 1.6)
 
         # branch wires into and out of the box
         branch_pen = QPen(branch_col, look.line)
         if not self.active:
             branch_pen.setStyle(Qt.PenStyle.DashLine)
         painter.setPen(branch_pen)
-        painter.drawLine(QPointF(SPLIT_X, MID_Y), QPointF(BOX_X - 5, MID_Y))
-        painter.drawLine(QPointF(BOX_X + BOX_W, MID_Y), QPointF(JOIN_X - JOIN_R, MID_Y))
-        _arrow(painter, QPointF(BOX_X - 1, MID_Y), QPointF(1, 0), 6 + look.line, branch_col)
+        painter.drawLine(QPointF(split, MID_Y), QPointF(box_x - 5, MID_Y))
+        painter.drawLine(QPointF(box_x + BOX_W, MID_Y), QPointF(join - JOIN_R, MID_Y))
+        _arrow(painter, QPointF(box_x - 1, MID_Y), QPointF(1, 0), 6 + look.line, branch_col)
 
         # skip connection: over the box into the (+); emphasised when it is the only path
         skip_col = QColor(ACCENT) if not self.active else wire
         skip_pen = QPen(skip_col, look.line * (1.7 if not self.active else 1.0))
         skip_pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-        path = QPainterPath(QPointF(SPLIT_X, MID_Y))
+        path = QPainterPath(QPointF(split, MID_Y))
         r = 10.0
-        path.lineTo(SPLIT_X, ARC_Y + r)
-        path.quadTo(SPLIT_X, ARC_Y, SPLIT_X + r, ARC_Y)
-        path.lineTo(JOIN_X - r, ARC_Y)
-        path.quadTo(JOIN_X, ARC_Y, JOIN_X, ARC_Y + r)
-        path.lineTo(JOIN_X, MID_Y - JOIN_R - 4)
+        path.lineTo(split, ARC_Y + r)
+        path.quadTo(split, ARC_Y, split + r, ARC_Y)
+        path.lineTo(join - r, ARC_Y)
+        path.quadTo(join, ARC_Y, join, ARC_Y + r)
+        path.lineTo(join, MID_Y - JOIN_R - 4)
         painter.setPen(skip_pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(path)
-        _arrow(painter, QPointF(JOIN_X, MID_Y - JOIN_R), QPointF(0, 1), 6 + look.line, skip_col)
+        _arrow(painter, QPointF(join, MID_Y - JOIN_R), QPointF(0, 1), 6 + look.line, skip_col)
         if self.changes_shape:
-            tag = QRectF(SPLIT_X + 8, ARC_Y - 9, JOIN_X - SPLIT_X - 16, 18)
+            tag = QRectF(split + 8, ARC_Y - 9, JOIN_X - SPLIT_X - 16, 18)
             painter.setPen(QPen(skip_col, 1.0))
             painter.setBrush(QColor("#EEF2FF"))
             painter.drawRoundedRect(tag, 4, 4)
@@ -306,15 +360,21 @@ class BlockItem(QGraphicsObject):
         # (+) junction
         painter.setPen(QPen(wire, look.line))
         painter.setBrush(white)
-        painter.drawEllipse(QPointF(JOIN_X, MID_Y), JOIN_R, JOIN_R)
-        painter.drawLine(QPointF(JOIN_X - 4, MID_Y), QPointF(JOIN_X + 4, MID_Y))
-        painter.drawLine(QPointF(JOIN_X, MID_Y - 4), QPointF(JOIN_X, MID_Y + 4))
+        painter.drawEllipse(QPointF(join, MID_Y), JOIN_R, JOIN_R)
+        painter.drawLine(QPointF(join - 4, MID_Y), QPointF(join + 4, MID_Y))
+        painter.drawLine(QPointF(join, MID_Y - 4), QPointF(join, MID_Y + 4))
 
-        self._paint_box(painter)
+    def status_text(self) -> str:
+        return ("moved" if self.moved else "on") if self.active else "off"
 
-    def _paint_box(self, painter: QPainter) -> None:
-        """The branch box, its labels and, when importance is shown, the accuracy drop under it."""
-        look, box = self.look, self.box_rect()
+    def compact_number(self) -> str:
+        """The unit's number as a compact box shows it (``#7``; three digits without the ``#``)."""
+        return f"#{self.block}" if self.block < 100 else str(self.block)
+
+    def _paint_box(self, painter: QPainter, box: QRectF, label: str, compact_second: str | None = None) -> None:
+        """A branch box and its labels: number, what it is, state; when compact, the number and
+        ``compact_second`` (default: the state)."""
+        look = self.look
         color = stage_color(self.stage)
         shown = self.importance is not None
         fill = self.fill_color()
@@ -332,37 +392,54 @@ class BlockItem(QGraphicsObject):
             painter.setBrush(QBrush(hatch, Qt.BrushStyle.BDiagPattern))
             painter.drawRoundedRect(box.adjusted(2, 2, -2, -2), 6, 6)
 
-        if self.current:
-            ring = QPen(QColor(ACCENT), 2.5 if not look.presentation else 4.0)
-            painter.setPen(ring)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(box.adjusted(-5, -5, 5, 5), 10, 10)
-
         # text: index, width, state
         text_col = self.text_color()
+        status = self.status_text()
+        status_col = text_col
+        if self.active and not shown:  # stage-tinted state; on importance fills the plain text colour
+            status_col = QColor("#B45309") if self.moved else color.darker(140)
+        top = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter
+        if look.compact:  # a long network fitted small: number and state only, larger
+            painter.setPen(text_col)
+            label_text = self.compact_number()
+            number = look.font(17, bold=True, boost=True)
+            while number.pixelSize() > 12 and QFontMetricsF(number).horizontalAdvance(label_text) > box.width() + 10:
+                number.setPixelSize(number.pixelSize() - 1)
+            painter.setFont(number)
+            painter.drawText(QRectF(box.x() - 6, box.y() + 2, box.width() + 12, box.height() * 0.56), top, label_text)
+            painter.setPen(status_col if compact_second is None else text_col)
+            painter.setFont(look.font(11, bold=shown and not self.active, boost=True))
+            painter.drawText(QRectF(box.x() - 6, box.y() + box.height() * 0.56, box.width() + 12,
+                                    box.height() * 0.42), top, compact_second or status)
+            return
         painter.setPen(text_col)
         painter.setFont(look.font(17, bold=True))
         painter.drawText(QRectF(box.x(), box.y() + 5, box.width(), 22), Qt.AlignmentFlag.AlignHCenter,
                          f"#{self.block}")
         painter.setFont(look.font(12, bold=self.changes_shape))
-        painter.drawText(QRectF(box.x(), box.y() + 27, box.width(), 18), Qt.AlignmentFlag.AlignHCenter,
-                         self.width_label())
+        painter.drawText(QRectF(box.x(), box.y() + 27, box.width(), 18), Qt.AlignmentFlag.AlignHCenter, label)
         painter.setFont(look.font(11, bold=shown and not self.active))
-        status = ("moved" if self.moved else "on") if self.active else "off"
-        if self.active and not shown:  # stage-tinted state; on importance fills the plain text colour
-            text_col = QColor("#B45309") if self.moved else color.darker(140)
-        painter.setPen(text_col)
+        painter.setPen(status_col)
         painter.drawText(QRectF(box.x(), box.y() + 46, box.width(), 16), Qt.AlignmentFlag.AlignHCenter, status)
-        if shown:
-            self._paint_drop(painter)
 
-    def _paint_drop(self, painter: QPainter) -> None:
-        """The accuracy drop in points under the box (clear of the current-block ring)."""
+    def _paint_marks(self, painter: QPainter, box: QRectF) -> None:
+        """The current-unit ring around ``box`` and, when importance is shown, the drop under it."""
+        if self.current:
+            ring = QPen(QColor(ACCENT), 2.5 if not self.look.presentation else 4.0)
+            painter.setPen(ring)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(box.adjusted(-5, -5, 5, 5), 10, 10)
+        if self.importance is not None:
+            self._paint_drop(painter, box)
+
+    def _paint_drop(self, painter: QPainter, box: QRectF) -> None:
+        """The accuracy drop in points under the box (clear of the current-unit ring)."""
         drop = self.importance if self.importance is not None else math.nan
         na = not math.isfinite(drop)
         painter.setPen(self.look.muted if na else self.look.text)
-        painter.setFont(self.look.font(13, bold=not na))
-        painter.drawText(QRectF(BOX_X - 16, BOX_H + 6, BOX_W + 32, FRAME_BOTTOM - BOX_H - 6),
+        font = self.look.font(13 * min(self.look.boost, 1.35), bold=not na)
+        painter.setFont(font)
+        painter.drawText(QRectF(box.x() - 16, BOX_H + 6, box.width() + 32, FRAME_BOTTOM - BOX_H - 6),
                          Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, format_drop(drop))
 
     # ------------------------------------------------------------------- mouse
@@ -388,26 +465,33 @@ class BlockItem(QGraphicsObject):
     def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if self._press is None or self._drag_origin is None:
             return
-        dx = event.scenePos().x() - self._press.x()
-        if not self._dragging and abs(dx) >= QApplication.startDragDistance() and self.active:
+        delta = event.scenePos() - self._press
+        dy = delta.y() if self.drag_vertical else 0.0
+        far = max(abs(delta.x()), abs(dy)) >= QApplication.startDragDistance()
+        if far and not self.draggable:
+            if not self._refused:  # say once why it does not move; the release is then no click
+                self._refused = True
+                self.dragRefused.emit(self.block)
+            return
+        if not self._dragging and far and self.active:
             self._dragging = True
             self.stop_animation()
             self.setZValue(10)
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         if self._dragging:
-            self.setPos(self._drag_origin.x() + dx, self._drag_origin.y())
+            self.setPos(self._drag_origin.x() + delta.x(), self._drag_origin.y() + dy)
 
     def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton or self._press is None:
             return
-        was_dragging = self._dragging
+        was_dragging, refused = self._dragging, self._refused
         self._press = None
-        self._dragging = False
+        self._dragging = self._refused = False
         self.setZValue(2)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         if was_dragging:
-            self.dragged.emit(self.block, self.scene_box_center().x())
-        else:
+            self.dragged.emit(self.block, self.scene_box_center())
+        elif not refused:
             self.clicked.emit(self.block)
         event.accept()
 
@@ -436,83 +520,3 @@ class BlockItem(QGraphicsObject):
             self._animation = None
             if end is not None and not self._dragging:
                 self.setPos(end)
-
-
-class _NodeItem(QGraphicsObject):
-    """Stem or head: a neutral box on the main line with its own lead wires."""
-
-    def __init__(self, title: str, lines: list[str], look: _Look, tooltip: str, lead_in: bool, lead_out: bool) -> None:
-        super().__init__()
-        self.title, self.lines, self.look = title, lines, look
-        self.lead_in, self.lead_out = lead_in, lead_out
-        self.setToolTip(tooltip)
-        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-
-    def boundingRect(self) -> QRectF:
-        return QRectF(-2, -2, NODE_W + 4, BOX_H + 4)
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        look = self.look
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        pen = QPen(look.wire, look.line)
-        painter.setPen(pen)
-        box = QRectF(16, 0, NODE_W - 32, BOX_H)
-        if self.lead_in:
-            painter.drawLine(QPointF(0, MID_Y), QPointF(box.left() - 5, MID_Y))
-            _arrow(painter, QPointF(box.left() - 1, MID_Y), QPointF(1, 0), 6 + look.line, look.wire)
-        if self.lead_out:
-            painter.drawLine(QPointF(box.right(), MID_Y), QPointF(NODE_W, MID_Y))
-        painter.setPen(QPen(QColor("#475569"), look.border))
-        painter.setBrush(QColor("#E2E8F0"))
-        painter.drawRoundedRect(box, 7, 7)
-        painter.setPen(look.text)
-        painter.setFont(self.look.font(14, bold=True))
-        painter.drawText(QRectF(box.x(), box.y() + 7, box.width(), 20), Qt.AlignmentFlag.AlignHCenter, self.title)
-        painter.setFont(self.look.font(11))
-        for i, line in enumerate(self.lines):
-            painter.drawText(QRectF(box.x() - 4, box.y() + 29 + 15 * i, box.width() + 8, 16),
-                             Qt.AlignmentFlag.AlignHCenter, line)
-
-
-class _EndItem(QGraphicsObject):
-    """The input image or the output logits: a label with an arrow."""
-
-    def __init__(self, text: str, look: _Look, arrow_out: bool) -> None:
-        super().__init__()
-        self.text, self.look, self.arrow_out = text, look, arrow_out
-        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-
-    def boundingRect(self) -> QRectF:
-        return QRectF(-2, -2, 74, BOX_H + 4)
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(self.look.text)
-        painter.setFont(self.look.font(11))
-        lines = self.text.split("\n")
-        painter.drawText(QRectF(0, MID_Y - 10 - 15 * len(lines), 70, 15 * len(lines) + 4),
-                         Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, self.text)
-        painter.setPen(QPen(self.look.wire, self.look.line))
-        painter.drawLine(QPointF(4, MID_Y), QPointF(66, MID_Y))
-        if self.arrow_out:
-            _arrow(painter, QPointF(70, MID_Y), QPointF(1, 0), 6 + self.look.line, self.look.wire)
-
-
-class _WireItem(QGraphicsPathItem):
-    """A plain connection on the main signal line (between stages, rows, to the head)."""
-
-    def __init__(self, path: QPainterPath, look: _Look) -> None:
-        super().__init__(path)
-        self.look = look
-        self.setZValue(1)
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        pen = QPen(self.look.wire, self.look.line)
-        pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-        self.setPen(pen)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawPath(self.path())
-
-

@@ -1,5 +1,5 @@
-"""The keys under the block graph: what on, off and shape-changing look like, and the
-importance colour bar (points of accuracy lost, 0 to the largest loss)."""
+"""The keys under the block graph: what on, off, shape-changing, the skip arc or the dense bus look
+like (by the layout's order rule), and the importance colour bar (points lost, 0 to the largest loss)."""
 from __future__ import annotations
 
 from PySide6.QtCore import (
@@ -25,54 +25,115 @@ from PySide6.QtWidgets import (
 
 from ..style import ACCENT, MUTED, mix, stage_color
 from .graph_items import IMPORTANCE_FLOOR, IMPORTANCE_STOPS, NA_COLOR, _Look, importance_color
+from .network_info import NetworkInfo
 
-__all__ = ["ImportanceLegendItem", "LegendItem"]
+__all__ = ["ImportanceLegendItem", "LegendItem", "legend_entries"]
+
+
+def legend_entries(info: NetworkInfo) -> list[tuple[str, str]]:
+    """The key's (glyph, text) entries for a network, from its layout's order rule and kinds."""
+    layout = info.layout
+    unit = layout.unit_name
+    if layout.order == "fixed":
+        return [("on", f"on: the {unit} runs"), ("zeros", "off: zeros in its channels"),
+                ("bus", "bus: every earlier feature map, concatenated (‖)")]
+    entries = [("on", "on: branch runs"), ("off", "off: branch skipped")]
+    if any(layout.shapes[b].changes_shape for b in range(layout.num_blocks)):
+        entries.append(("thick", "changes shape (1×1 projection shortcut)"))
+    entries.append(("arc", "only path left: the skip connection"))
+    if layout.order == "free":
+        entries.append(("drag", f"drag a {unit} anywhere in its {layout.group_name}"))
+    return entries
 
 
 class LegendItem(QGraphicsObject):
-    """A one-line key under the graph: what on, off, shape-changing and the blue arc mean."""
+    """A one-line key under the graph: what on, off, shape-changing, the blue arc or the bus mean."""
 
     ENTRIES = ("on: branch runs", "off: branch skipped", "changes shape (1×1 projection shortcut)",
                "only path left: the skip connection")
 
-    def __init__(self, look: _Look) -> None:
+    def __init__(self, look: _Look, entries: list[tuple[str, str]] | None = None) -> None:
         super().__init__()
         self.look = look
+        self.entries = entries or [("on", self.ENTRIES[0]), ("off", self.ENTRIES[1]), ("thick", self.ENTRIES[2]),
+                                   ("arc", self.ENTRIES[3])]
         self.importance = False  # glyphs in the importance colours, so the key matches the boxes
-        self.setToolTip("Click a block to switch it off or on; drag it sideways to reorder; right-click for more.")
+        self.setToolTip("Click a unit to switch it off or on; drag it to reorder where its network allows; "
+                        "right-click for more.")
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+    @property
+    def texts(self) -> list[str]:
+        return [text for _glyph, text in self.entries]
 
     def set_importance_mode(self, on: bool) -> None:
         if on != self.importance:
             self.importance = on
             self.update()
 
+    def refresh(self) -> None:
+        """Fonts changed (presentation mode, a boosted look): new size, new cache."""
+        self.prepareGeometryChange()
+        self.update()
+
+    def _font(self):  # noqa: ANN202 - QFont
+        return self.look.font(11, boost=True)
+
     def boundingRect(self) -> QRectF:
-        return QRectF(0, 0, 1100, 26)
+        fm = QFontMetricsF(self._font())
+        width = sum(28 + fm.horizontalAdvance(text) + 26 for text in self.texts)
+        return QRectF(0, 0, width, max(26.0, fm.height() + 8))
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setFont(self.look.font(11))
+        painter.setFont(self._font())
+        height = self.boundingRect().height()
+        fm = QFontMetricsF(self._font())
         x = 0.0
-        for i, text in enumerate(self.ENTRIES):
-            glyph = QRectF(x, 5, 22, 16)
-            if i == 3:
-                painter.setPen(QPen(QColor(ACCENT), self.look.line * 1.7))
-                path = QPainterPath(QPointF(x, 21))
-                path.lineTo(x, 9)
-                path.lineTo(x + 22, 9)
-                path.lineTo(x + 22, 21)
-                painter.setBrush(Qt.BrushStyle.NoBrush)
-                painter.drawPath(path)
-            else:
-                self._paint_box_glyph(painter, glyph, off=i == 1, thick=i == 2)
+        top = (height - 16) / 2
+        for glyph, text in self.entries:
+            self._paint_glyph(painter, glyph, QRectF(x, top, 22, 16))
             painter.setPen(QColor(MUTED) if not self.look.presentation else self.look.text)
-            w = painter.fontMetrics().horizontalAdvance(text)
-            painter.drawText(QRectF(x + 28, 0, w + 4, 26), Qt.AlignmentFlag.AlignVCenter, text)
+            w = fm.horizontalAdvance(text)
+            painter.drawText(QRectF(x + 28, 0, w + 4, height), Qt.AlignmentFlag.AlignVCenter, text)
             x += 28 + w + 26
 
+    def _paint_glyph(self, painter: QPainter, glyph: str, box: QRectF) -> None:
+        x, top, bottom = box.left(), box.top(), box.bottom()
+        if glyph == "arc":
+            painter.setPen(QPen(QColor(ACCENT), self.look.line * 1.7))
+            path = QPainterPath(QPointF(x, bottom))
+            path.lineTo(x, top + 4)
+            path.lineTo(x + 22, top + 4)
+            path.lineTo(x + 22, bottom)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawPath(path)
+        elif glyph == "bus":
+            painter.setPen(QPen(self.look.wire, self.look.line * 2.2))
+            painter.drawLine(QPointF(x, box.center().y()), QPointF(x + 22, box.center().y()))
+            painter.setPen(QPen(self.look.wire, 1.2))
+            painter.setBrush(QColor("#FFFFFF"))
+            painter.drawEllipse(box.center(), 6, 6)
+            for dx in (-1.6, 1.6):
+                painter.drawLine(QPointF(box.center().x() + dx, box.center().y() - 3.5),
+                                 QPointF(box.center().x() + dx, box.center().y() + 3.5))
+        elif glyph == "drag":
+            painter.setPen(QPen(self.look.wire, self.look.line))
+            y = box.center().y()
+            painter.drawLine(QPointF(x + 2, y), QPointF(x + 20, y))
+            for tip, d in ((x + 1, 1), (x + 21, -1)):
+                painter.drawLine(QPointF(tip, y), QPointF(tip + 5 * d, y - 4))
+                painter.drawLine(QPointF(tip, y), QPointF(tip + 5 * d, y + 4))
+        else:
+            self._paint_box_glyph(painter, box, off=glyph in ("off", "zeros"), thick=glyph == "thick")
+            if glyph == "zeros":
+                painter.setPen(QColor("#6B7280"))
+                painter.setFont(self.look.font(10, bold=True))
+                painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "0")
+                painter.setFont(self._font())
+
     def _paint_box_glyph(self, painter: QPainter, glyph: QRectF, off: bool, thick: bool) -> None:
-        """A small block box drawn the way BlockItem draws on/off in the current colouring."""
+        """A small unit box drawn the way BlockItem draws on/off in the current colouring."""
         color = stage_color(0)
         pen = QPen(color.darker(115), self.look.border * (2 if thick else 1))
         fill = importance_color(0.3, 1.0) if self.importance else mix(color, QColor("#FFFFFF"), 0.8)

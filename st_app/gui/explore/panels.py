@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
@@ -12,13 +12,17 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
+from st_app.core.plan import NetLayout
+
 from ..style import MUTED, SLOT_COLORS, SLOT_NAMES, SLOT_TITLES, ui_font
 from .accuracy import BN_LABELS
+from .network_info import plural
 
 __all__ = ["AccuracyCard", "AccuracyPanel", "PathsBar", "PlanPanel", "format_count"]
 
@@ -159,10 +163,45 @@ class AccuracyCard(QFrame):
         self.reference.setText(text)
 
 
+class FitLabel(QLabel):
+    """A label that takes the room its layout leaves and shows the longest of its wordings that
+    fits there (nothing when none does), so it never pushes or cuts its neighbours."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.variants: tuple[str, ...] = ()
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def set_variants(self, variants: tuple[str, ...]) -> None:
+        self.variants = tuple(variants)
+        self._fit()
+
+    def _fit(self) -> None:
+        fm = self.fontMetrics()
+        text = next((t for t in self.variants if fm.horizontalAdvance(t) + 2 <= self.width()), "")
+        if text != self.text():
+            self.setText(text)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001
+        super().resizeEvent(event)
+        self._fit()
+
+    def changeEvent(self, event) -> None:  # noqa: ANN001 - another font (presentation mode): another wording
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit()
+
+
 class AccuracyPanel(QGroupBox):
     """CT and ST cards side by side, the BN switch and the ST − CT gap."""
 
     bnModeChanged = Signal(str)
+    #: what the BN row says when the models keep no running statistics, longest first
+    BN_NOTES = ("no BatchNorm in these models: both settings give the same numbers",
+                "no BatchNorm: both settings equal", "(equal: no BatchNorm)")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Accuracy of this sub-network (test set)", parent)
@@ -184,18 +223,29 @@ class AccuracyPanel(QGroupBox):
         self.bn_combo.setToolTip(BN_TOOLTIP)
         self.bn_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # never elided
         self.bn_combo.currentIndexChanged.connect(lambda _i: self.bnModeChanged.emit(self.bn_mode()))
+        self.bn_note = FitLabel()
+        self.bn_note.setObjectName("bnNote")
+        self.bn_note.setToolTip(
+            "These models keep no running statistics (a transformer's LayerNorm normalises each token by its "
+            "own mean and variance, in training and at evaluation alike). A sub-net's accuracy is then a "
+            "property of the weights alone: 'main network' and 'recalibrated' give the same numbers, and what "
+            "remains of loafing is in the weights, not in mismatched statistics.")
         self.gap = QLabel("")
         self.gap.setObjectName("gapLabel")
         self.gap.setToolTip("Sub-net accuracy of ST minus that of CT, in percentage points, for the current plan.")
         self.gap.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         row.addWidget(self.bn_label)
         row.addWidget(self.bn_combo)
-        row.addStretch(1)
+        row.addWidget(self.bn_note, 1)
         row.addWidget(self.gap)
         lay.addLayout(row)
 
     def bn_mode(self) -> str:
         return str(self.bn_combo.currentData())
+
+    def set_running_statistics(self, uses: bool) -> None:
+        """False: the loaded models have no BatchNorm, so both BN settings give the same numbers (say so)."""
+        self.bn_note.set_variants(() if uses else self.BN_NOTES)
 
     def set_bn_mode(self, mode: str) -> None:
         idx = self.bn_combo.findData(mode)
@@ -218,6 +268,7 @@ class PathsBar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.counts: list[int] = []
+        self.step = "branches"  # what one step of a path is (a DenseNet's chains step through layers)
         self.scale = 1.0
         self.setMinimumHeight(64)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -263,7 +314,7 @@ class PathsBar(QWidget):
         p.drawText(QRectF(r.left(), r.bottom() + 2, 60, h), Qt.AlignmentFlag.AlignLeft, "0")
         p.drawText(QRectF(r.right() - 60, r.bottom() + 2, 60, h), Qt.AlignmentFlag.AlignRight, f"{n - 1}")
         p.drawText(QRectF(r.left(), r.bottom() + 2, r.width(), h), Qt.AlignmentFlag.AlignHCenter,
-                   "path length (branches taken)")
+                   f"path length ({self.step} taken)")
         p.drawText(QRectF(r.left() + 2, r.top() - 2, r.width(), h), Qt.AlignmentFlag.AlignLeft,
                    f"{top:,} paths" if top < 10**6 else f"{top:.1e} paths")
 
@@ -322,6 +373,7 @@ class PlanPanel(QGroupBox):
         grid.setHorizontalSpacing(14)
         grid.setVerticalSpacing(3)
         self.values: dict[str, QLabel] = {}
+        self.keys: dict[str, QLabel] = {}
         rows = [
             ("blocks", "Blocks used", "Residual blocks whose branch runs, out of all blocks of the network."),
             ("params", "Parameters", "Weights the sub-network actually uses: stem, head, active blocks "
@@ -341,14 +393,61 @@ class PlanPanel(QGroupBox):
             grid.addWidget(k, i, 0)
             grid.addWidget(v, i, 1)
             self.values[key] = v
+            self.keys[key] = k
         grid.setColumnStretch(1, 1)
         lay.addLayout(grid)
         self.paths_label = QLabel("Paths by length")
         self.paths_label.setObjectName("pathsLabel")
         self.paths_label.setToolTip("Number of unraveled paths through exactly ℓ active branches, ℓ = 0..k.")
         lay.addWidget(self.paths_label)
+        chart = QHBoxLayout()
+        chart.setSpacing(8)
         self.paths = PathsBar()
-        lay.addWidget(self.paths, 1)
+        chart.addWidget(self.paths, 3)
+        # how this family's paths are defined (a DenseNet's say why the 2^k reading does not carry over)
+        self.path_rule = QLabel("")
+        self.path_rule.setObjectName("pathRule")
+        self.path_rule.setWordWrap(True)
+        self.path_rule.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.path_rule.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        rule_scroll = QScrollArea()
+        rule_scroll.setObjectName("pathRuleScroll")
+        rule_scroll.setWidget(self.path_rule)
+        rule_scroll.setWidgetResizable(True)
+        rule_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        rule_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        rule_scroll.setMinimumWidth(90)
+        self.path_rule_scroll = rule_scroll
+        chart.addWidget(rule_scroll, 2)
+        lay.addLayout(chart, 1)
+
+    def set_layout(self, layout: NetLayout) -> None:
+        """Names and rules of the loaded network: its units and groups, and how its paths count."""
+        unit, group = layout.unit_name, layout.group_name
+        units = plural(unit)
+        self.keys["blocks"].setText(f"{units.capitalize()} used")
+        tip = (f"{units.capitalize()} that run, out of all {units} of the network"
+               + (" (a dropped one leaves zeros in its channels)." if layout.order == "fixed" else "."))
+        self.keys["blocks"].setToolTip(tip)
+        self.values["blocks"].setToolTip(tip)
+        one = len(layout.stages) == 1
+        fmt = (f"{unit.capitalize()} ids joined by ','" if one else
+               f"{plural(group).capitalize()} joined by '|', {unit} ids by ','")
+        example = ",".join(str(b) for b in layout.full_plan().blocks[:6])
+        self.edit.setPlaceholderText(f"e.g. {example}  ·  depths:" + ",".join("1" for _ in layout.stages)
+                                     + "  ·  full")
+        self.edit.setToolTip(
+            f"The plan: per {group}, the {units} that run, in execution order. {fmt}. "
+            f"<tt>depths:...</tt> keeps the first {units} of each {group}; <tt>full</tt> is the whole network. "
+            f"Rule: {layout.order_rule}. Type a plan and press Enter to apply it; Esc restores the current one.")
+        self.paths.step = plural(unit) if layout.paths == "dense" else "branches"
+        self.paths.update()
+        rule = layout.path_rule
+        self.path_rule.setText(rule)
+        self.path_rule.setToolTip(rule)
+        self.paths.setToolTip(rule)
+        self.keys["paths"].setToolTip(rule)
+        self.values["paths"].setToolTip(rule)
 
     def set_plan_text(self, text: str) -> None:
         self.edit.setText(text)
@@ -393,6 +492,7 @@ class PlanPanel(QGroupBox):
 
     def set_stats(self, used: int, total: int, params: int, full_params: int, num_paths_exp: int,
                   paths: list[int]) -> None:
+        """``num_paths_exp``: branches of the unraveled view (a transformer block holds two)."""
         self.values["blocks"].setText(f"{used} of {total}")
         self.values["params"].setText(f"{format_count(params)}  ({100 * params / max(1, full_params):.0f} % of full)")
         self.values["params"].setToolTip(f"{params:,} parameters ({full_params:,} in the full network)")
@@ -404,7 +504,9 @@ class PlanPanel(QGroupBox):
         self.values["paths"].setText(paths_text)
         self.paths.set_counts(paths)
         longest = max(range(len(paths)), key=lambda i: paths[i]) if paths else 0
-        self.paths_label.setText(f"Paths by length (most common: {longest} branch{'' if longest == 1 else 'es'})")
+        step = self.paths.step if longest != 1 else self.paths.step[:-2] if self.paths.step.endswith("hes") else \
+            self.paths.step[:-1]
+        self.paths_label.setText(f"Paths by length (most common: {longest} {step})")
 
     def set_flops(self, flops: int | None, full_flops: int | None) -> None:
         if flops is None:
@@ -420,5 +522,6 @@ class PlanPanel(QGroupBox):
         for v in self.values.values():
             v.setText("—")
         self.paths.set_counts([])
+        self.path_rule.clear()
         self.edit.clear()
 

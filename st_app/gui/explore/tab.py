@@ -73,6 +73,7 @@ class ExploreTab(QWidget):
         self.graph.blockActionRequested.connect(lambda a, b: self._try(self.session.block_action, a, b))
         self.graph.blockReordered.connect(lambda b, i: self._try(self.session.move_to, b, i))
         self.graph.presetRequested.connect(lambda name: self._try(self.session.preset, name))
+        self.graph.orderRefused.connect(lambda text: self.message.emit(text, True))
         self.plan_panel.planTextEntered.connect(self.apply_plan_text)
         self.plan_panel.edit.escapePressed.connect(self._reset_plan_text)
         self.accuracy_panel.bnModeChanged.connect(lambda m: self._try(self.session.set_bn_mode, m))
@@ -120,6 +121,7 @@ class ExploreTab(QWidget):
             self.graph.set_message("No model loaded")
             return
         self.graph.set_network(info)
+        self.plan_panel.set_layout(info.layout)
 
     def _on_models(self) -> None:
         slots = self.session.slots
@@ -140,6 +142,8 @@ class ExploreTab(QWidget):
                 (data.test_x, data.test_y, data.train_x) if data is not None else ())))
         first = next(iter(slots.values()), None)
         self._full_params = int(first.model.plan_parameters(None)) if first is not None else 0
+        self.accuracy_panel.set_running_statistics(
+            any(state.model.uses_running_statistics() for state in slots.values()) if slots else True)
         self.accuracy_panel.update_gap()
         if self.session.plan is not None:
             self._show_stats(self.session.plan)
@@ -174,7 +178,7 @@ class ExploreTab(QWidget):
         first = next(iter(self.session.slots.values()), None)
         params = int(first.model.plan_parameters(plan)) if first is not None else 0
         self.plan_panel.set_stats(len(plan.blocks), plan.layout.num_blocks, params, self._full_params,
-                                  len(plan.blocks), plan.paths_by_length())
+                                  plan.num_branches, plan.paths_by_length())
 
     def _on_bn(self, mode: str) -> None:
         self.accuracy_panel.set_bn_mode(mode)

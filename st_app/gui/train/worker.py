@@ -22,6 +22,8 @@ from typing import Any
 from st_app.core import checkpoint as ckpt
 from st_app.core.data import DatasetError, load_dataset
 from st_app.core.plan import NetLayout, SubnetPlan, ordered_space
+from st_app.core.runfolder import RunFolderError
+from st_app.core.safeio import OutputError
 from st_app.core.train import TrainConfig, TrainControl, Trainer, TrainEvents, TrainingError
 
 __all__ = ["ProbePlan", "TrainRequest", "probe_plans", "describe_error", "train"]
@@ -58,6 +60,8 @@ def describe_error(exc: BaseException, starting: bool = False) -> str:
         return f"Could not load the data set: {exc}"
     if isinstance(exc, ckpt.CheckpointError):
         return f"Could not save or read a checkpoint: {exc}"
+    if isinstance(exc, (RunFolderError, OutputError)):  # a locked run folder (names the holder), a full disk
+        return f"Could not write the run: {exc}"
     if isinstance(exc, TrainingError):
         return f"Could not start training: {exc}" if starting else f"Training stopped: {exc}"
     if isinstance(exc, (ValueError, TypeError)):
