@@ -150,7 +150,7 @@ class GraphBuilder:
         c_in, c_out = info.group_channels(s)
         width = (f"width {c_out}" if info.tokens(s) else
                  f"{c_in}→{c_out} channels" if c_in != c_out else f"{c_out} channels")
-        grid = f"{size}×{size}" + (" patches" if info.tokens(s) else "")
+        grid = f"{size}×{size}" + (" patch grid" if info.tokens(s) else "")  # a grid of tokens, not a patch size
         title = info.group_title(s) + (" (continued)" if start > 0 else "")
         units = f"{len(stage)} {plural(layout.unit_name, len(stage))}"
         variants = [f"{title}  ·  {width}  ·  {grid}" + ("" if start else f"  ·  {units}"),
