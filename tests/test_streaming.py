@@ -85,3 +85,28 @@ def test_resnet18_trains_one_epoch_with_two_workers_and_skips_the_corrupt_file(t
     assert ev.returncode == 0, ev.stderr[-2000:]
     report = json.loads(ev.stdout)
     assert report["n_images"] == 10 and len(report["results"]) == 2
+    # the analyses open it the same way: only the test and calibration images they read are decoded
+    an = subprocess.run([sys.executable, "-m", "st_app", "analyze", "subnets", "--ct", str(out), "--st", str(out),
+                         "--bn", "recalibrate", "--calib-images", "8", "--test-images", "12", "--limit", "3",
+                         "--data-dir", str(root), "--threads", "1", "--out", str(tmp_path / "report"), "--json"],
+                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert an.returncode == 0, an.stderr[-2000:]
+    subnets = json.loads(an.stdout)
+    assert subnets["dataset"].startswith("imagenet:") and subnets["n_images"] == 12
+
+
+def test_analysis_view_decodes_only_what_an_analysis_reads(tmp_path, monkeypatch):
+    root = _jpeg_folder(tmp_path / "imgs", per_class=12, corrupt=False)
+    streamed = open_dataset(f"imagenet:{root}", image_size=24, stream=StreamSpec(workers=0, val_resize=30))
+    view = data_mod.analysis_view(streamed, calib_n=5, seed=3, test_images=7)
+    assert isinstance(view, ImageData) and view.num_classes == 3 and view.classes == streamed.classes
+    assert view.test_x.shape == (7, 3, 24, 24) and view.test_y.tolist() == streamed.test_tensors(7)[1].tolist()
+    assert torch.equal(view.train_x, streamed.calibration_images(5, seed=3))  # seeded: the same images again
+    # an in-memory set is only cut to its test images
+    small = data_mod.load_synthetic("3,8,4,20,10")
+    cut = data_mod.analysis_view(small, calib_n=5, seed=0, test_images=6)
+    assert cut.n_test == 6 and torch.equal(cut.train_x, small.train_x)
+    # too many test images for the memory budget: one line that names the way out
+    monkeypatch.setattr(data_mod, "memory_budget", lambda: 100)
+    with pytest.raises(data_mod.DatasetError, match="--test-images"):
+        data_mod.analysis_view(streamed, calib_n=2, seed=0)

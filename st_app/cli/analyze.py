@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .args import UserError, bounded_float, bounded_int, out_path
+from .data import checkpoint_data
 
 __all__ = ["add_parser", "run"]
 
@@ -166,7 +167,7 @@ class _Bar:
 def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     """CT and ST checkpoints (same architecture), their data set and the device."""
     from ..core.checkpoint import load_checkpoint
-    from ..core.data import load_dataset
+    from ..core.data import analysis_view
     from ..core.experiments import check_same_architecture
     from ..core.meta_schema import recorded_dataset
     from ..core.train import resolve_device
@@ -176,21 +177,17 @@ def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     st = load_checkpoint(args.st, device=device)
     check_same_architecture({"ct": ct.model, "st": st.model})
 
-    chosen = {role: recorded_dataset(c.meta, args.dataset, args.data_dir) for role, c in (("ct", ct), ("st", st))}
-    if chosen["ct"][0] != chosen["st"][0]:
+    chosen = {role: recorded_dataset(c.meta, args.dataset, args.data_dir)[0] for role, c in (("ct", ct), ("st", st))}
+    if chosen["ct"] != chosen["st"]:
         raise ValueError(f"the CT and ST checkpoints were trained on different data sets "
-                         f"({chosen['ct'][0]} and {chosen['st'][0]}); pass --dataset to choose one")
-    name, data_dir = chosen["ct"]
-    config = ct.meta.get("config") if isinstance(ct.meta.get("config"), dict) else {}
-    data = load_dataset(name, data_dir, image_size=config.get("image_size"))
+                         f"({chosen['ct']} and {chosen['st']}); pass --dataset to choose one")
+    # opened as trained (streamed sets decode only the test and calibration images an analysis reads)
+    data = analysis_view(checkpoint_data(args, ct.meta), calib_n=args.calib_images, seed=args.seed,
+                         test_images=args.test_images)
     c = ct.model.config
     if (data.num_classes, data.in_channels) != (c.num_classes, c.in_channels):
         raise ValueError(f"data set {data.name} ({data.in_channels} channels, {data.num_classes} classes) does not "
                          f"fit the checkpoints' {c.arch} ({c.in_channels} channels, {c.num_classes} classes)")
-    if args.test_images is not None:
-        from dataclasses import replace
-
-        data = replace(data, test_x=data.test_x[: args.test_images], test_y=data.test_y[: args.test_images])
     return ct, st, data.to(device), device
 
 

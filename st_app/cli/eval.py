@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from .args import UserError, bounded_int
+from .data import checkpoint_data
 
 __all__ = ["add_parser", "load_checkpoint_arg", "parse_plans", "run"]
 
@@ -65,22 +66,6 @@ def parse_plans(text: str, model: Any, limit: int, seed: int) -> tuple[list[Any]
     return plans, sampled
 
 
-def _eval_data(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
-    """The checkpoint's data set, opened as it was trained (in memory, or streamed from disk).
-
-    A path the checkpoint records is never used on its own: ``--data-dir`` or ``--dataset`` says
-    where the data is (:func:`~st_app.core.meta_schema.recorded_dataset`).
-    """
-    from ..core.data import StreamSpec, open_dataset
-    from ..core.meta_schema import recorded_dataset
-
-    name, data_dir = recorded_dataset(meta, args.dataset, args.data_dir)
-    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    spec = StreamSpec(val_resize=config.get("val_resize"), val_crop=config.get("val_crop"),
-                      workers=int(config.get("data_workers", 4)))
-    return open_dataset(name, data_dir, image_size=config.get("image_size"), in_memory="auto", stream=spec)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -92,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     loaded = load_checkpoint_arg(args)
     model = loaded.model.to(device)
-    data = _eval_data(args, loaded.meta)
+    data = checkpoint_data(args, loaded.meta)
     if (data.num_classes, data.in_channels) != (model.config.num_classes, model.config.in_channels):
         raise UserError(f"data set {data.name} ({data.in_channels} channels, {data.num_classes} classes) does not "
                         f"fit the checkpoint's {model.config.arch} ({model.config.in_channels} channels, "

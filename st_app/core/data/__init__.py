@@ -7,8 +7,11 @@ files (bundled digits, synthetic), ``files`` the torchvision on-disk formats and
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal, TypeAlias
+
+import torch
 
 from . import files
 from .builtin import DIGITS_FILE, load_digits, load_synthetic
@@ -25,6 +28,7 @@ __all__ = [
     "StreamSpec",
     "StreamingData",
     "memory_budget",
+    "analysis_view",
     "open_dataset",
     "DIGITS_FILE",
     "DatasetError",
@@ -121,3 +125,21 @@ def open_dataset(
     spec = replace(spec, train_crop=size)
     prefix = "imagenet" if low.startswith("imagenet:") else "imagefolder"
     return StreamingData(f"{prefix}:{path}", tuple(classes), train_s, test_s, spec)
+
+
+def analysis_view(source: DataSource, *, calib_n: int, seed: int, test_images: int | None = None) -> ImageData:
+    """The tensors an analysis sweeps over: the test images and the BN-calibration images.
+
+    An in-memory set keeps its training tensors (the analyses draw their calibration subset
+    from them); a streamed set decodes only what an analysis reads: the first ``test_images``
+    test images (refused with one line when they exceed :func:`memory_budget`) and ``calib_n``
+    seeded training images, which then stand in for the training split.
+    """
+    if isinstance(source, ImageData):
+        if test_images is None:
+            return source
+        return replace(source, test_x=source.test_x[:test_images], test_y=source.test_y[:test_images])
+    test_x, test_y = source.test_tensors(test_images, budget=memory_budget())
+    calib = source.calibration_images(calib_n, seed)
+    return ImageData(source.name, calib, torch.zeros(len(calib), dtype=torch.long), test_x, test_y,
+                     source.num_classes, classes=source.classes)
