@@ -12,7 +12,6 @@ Devices come from ``core.train.describe_devices()`` (each CUDA card with its nam
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +132,7 @@ FIELDS: list[tuple[str, str, Callable[[], QWidget], str, str | None]] = [
      "Initial SGD learning rate (Nesterov momentum 0.9, weight decay 5e-4, cosine decay)", None),
     ("seed", "Seed", _spin(0, 2**31 - 1, TrainConfig.seed),
      "Random seed shared by all methods: same initial weights, same data order, same probe sub-networks", None),
-    ("device", "Device", lambda: Choice(describe_devices()),
+    ("device", "Device", lambda: Choice([(label, dev) for dev, label in describe_devices()]),
      "Where the app computes: training, the Explore tab's accuracies and the analyses (one choice, remembered). "
      "'auto' picks CUDA, then Apple MPS, then the CPU; each CUDA card is listed with its name and memory. On "
      "a GPU training uses bf16 autocast and channels-last (precision auto).",
@@ -150,7 +149,7 @@ FIELDS: list[tuple[str, str, Callable[[], QWidget], str, str | None]] = [
 ADVANCED_FIELDS: list[tuple[str, str, Callable[[], QWidget], str, str | None]] = [
     (o.key, o.label, o.make, option_tip(o), None) for o in ADVANCED_OPTIONS]
 _OPTIONS: dict[str, Option] = {o.key: o for o in ADVANCED_OPTIONS}
-_CONFIG_FIELDS = frozenset(f.name for f in fields(TrainConfig))
+_STPP_RUNG = "st+kl-+snet6+small-inputs+space3"  # the core's alias "st++"
 
 
 def method_options_for(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +208,7 @@ class RunForm(QGroupBox):
         self.advanced.toggled.connect(self._on_advanced_toggled)
         outer.addWidget(self.advanced)
         for key, w in self.widgets.items():
-            _on_change(w, (lambda k=key: self._on_edit(k)))
+            _on_change(w, self._edit_slot(key))
         self.update_applicability()
 
     # ------------------------------------------------------------------ building
@@ -218,8 +217,8 @@ class RunForm(QGroupBox):
         box.addItem("custom", None)
         box.setItemData(0, "Your own settings (no preset)", Qt.ItemDataRole.ToolTipRole)
         for name, recipe in RECIPES.items():
-            box.addItem(name, name)
-            box.setItemData(box.count() - 1, f"{recipe.summary}\nAuthors' command: {recipe.authors_flags}",
+            box.addItem(_display(name), name)
+            box.setItemData(box.count() - 1, f"{name}: {recipe.summary}\nAuthors' command: {recipe.authors_flags}",
                             Qt.ItemDataRole.ToolTipRole)
         box.setToolTip("The authors' presets, set exactly as 'python -m st_app train --recipe NAME' resolves them "
                        "(TrainConfig defaults <- the recipe; data set, device and output stay). Every ladder rung "
@@ -326,20 +325,25 @@ class RunForm(QGroupBox):
     def _show_recipe(self) -> None:
         box = self.recipe_box
         for i in range(1, box.count()):
-            box.setItemText(i, str(box.itemData(i)))
+            box.setItemText(i, _display(str(box.itemData(i))))
         i = box.findData(self._recipe) if self._recipe is not None else 0
         if i < 0:  # a combined recipe (imagenet-r50,NAME) set through show_values
             box.addItem(str(self._recipe), self._recipe)
             i = box.count() - 1
         if self._recipe is not None and self._state() != self._recipe_state:
-            box.setItemText(i, f"{self._recipe} (modified)")
+            box.setItemText(i, f"{_display(self._recipe)} (modified)")
         box.setCurrentIndex(i)
+
+    def _edit_slot(self, key: str) -> Callable[[], None]:
+        return lambda: self._on_edit(key)
 
     def _on_edit(self, key: str) -> None:
         if key == "device" and not self._applying:
             self.deviceChanged.emit(self.device())
         if not self._applying and self._recipe is not None and key not in ENV_KEYS:
             self._show_recipe()
+        if key in _OPTIONS and not self._applying:
+            self.update_applicability()  # the Advanced title counts the rows set
 
     def _on_methods(self) -> None:
         self.update_applicability()
@@ -383,7 +387,7 @@ class RunForm(QGroupBox):
                 raise ValueError(f"{label}: {_raw(w)!r} is not a valid value") from None
             if opt is None:
                 out[key] = value
-            elif value is None or not w.isEnabled() and opt.kind == "method" and self._editable:
+            elif value is None or opt.kind == "method" and not self._applies(key):
                 continue
             elif opt.kind == "method":
                 options[key] = value
@@ -414,18 +418,26 @@ class RunForm(QGroupBox):
             w.setEnabled(on)
         self.update_applicability()
 
+    def _applies(self, key: str) -> bool:
+        """Whether a checked method takes Advanced row ``key`` (recipe-level rows: always)."""
+        return _OPTIONS[key].kind == "config" or bool(set(self.checked_methods()) & set(applies_to(key)))
+
     def update_applicability(self) -> None:
         """Disable the method options no checked method takes (their values are not passed)."""
-        checked = set(self.checked_methods())
-        for key, opt in _OPTIONS.items():
+        for key in _OPTIONS:
             w = self.widgets[key]
-            on = self._editable and (opt.kind == "config" or bool(checked & set(applies_to(key))))
+            on = self._editable and self._applies(key)
             w.setEnabled(on)
             label = self._adv_form.labelForField(w)
             if label is not None:
                 label.setEnabled(on)
         n = sum(1 for key, w in self.widgets.items() if key in _OPTIONS and _raw(w) not in ("", "default"))
         self.advanced.setTitle(f"Advanced: method options ({n} set)" if n else "Advanced: method options")
+
+
+def _display(recipe: str) -> str:
+    """The combo's text: the core's name, its alias ``st++`` for the longest (ST++ as published)."""
+    return "st++" if recipe == _STPP_RUNG else recipe
 
 
 def _form_style(form: QFormLayout) -> None:
