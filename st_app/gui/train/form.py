@@ -202,6 +202,7 @@ class RunForm(QGroupBox):
             if i == 0 or (_OPTIONS[row[0]].kind == "config") != (_OPTIONS[ADVANCED_FIELDS[i - 1][0]].kind == "config"):
                 head = QLabel("<b>Method options</b>" if _OPTIONS[row[0]].kind == "method"
                               else "<b>Schedule, BN and image files</b>")
+                head.setWordWrap(True)
                 adv.addRow(head)
             self._add(adv, *row)
         self.advanced_body.setVisible(False)
@@ -432,7 +433,7 @@ class RunForm(QGroupBox):
             if label is not None:
                 label.setEnabled(on)
         n = sum(1 for key, w in self.widgets.items() if key in _OPTIONS and _raw(w) not in ("", "default"))
-        self.advanced.setTitle(f"Advanced: method options ({n} set)" if n else "Advanced: method options")
+        self.advanced.setTitle(f"Advanced: {n} option{'s' if n > 1 else ''} set" if n else "Advanced: method options")
 
 
 def _display(recipe: str) -> str:

@@ -64,10 +64,13 @@ class OptionalValue(QLineEdit):
 class Choice(QComboBox):
     """A combo whose entries carry values (``None``: the method's default)."""
 
-    def __init__(self, items: list[tuple[str, Any]]) -> None:
+    def __init__(self, items: list[tuple[str, Any]], narrow: bool = False) -> None:
         super().__init__()
         for label, value in items:
             self.addItem(label, value)
+        if narrow:  # the Advanced rows: never wider than the side column (presentation fonts)
+            self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            self.setMinimumContentsLength(8)
 
     def value(self) -> Any:
         return self.currentData()
@@ -92,12 +95,12 @@ def _side(text: str) -> int | str:
 
 
 def _tri(on: str = "on", off: str = "off") -> Callable[[], QWidget]:
-    return lambda: Choice([("default", None), (on, True), (off, False)])
+    return lambda: Choice([("default", None), (on, True), (off, False)], narrow=True)
 
 
 def _pick(values: tuple[str, ...], labels: dict[str, str] | None = None) -> Callable[[], QWidget]:
     labels = labels or {}
-    return lambda: Choice([("default", None), *((labels.get(v, v), v) for v in values)])
+    return lambda: Choice([("default", None), *((labels.get(v, v), v) for v in values)], narrow=True)
 
 
 def _num(parse: Callable[[str], Any] = float, placeholder: str = "default") -> Callable[[], QWidget]:
@@ -105,7 +108,7 @@ def _num(parse: Callable[[str], Any] = float, placeholder: str = "default") -> C
 
 
 def _space() -> QWidget:
-    box = Choice([("default", None), *((s, s) for s in NAMED_SPACES)])
+    box = Choice([("default", None), *((s, s) for s in NAMED_SPACES)], narrow=True)
     box.setEditable(True)  # drop ranges like 0|0-1|0-3|0 too
     return box
 
@@ -123,11 +126,11 @@ class Option:
 
 ADVANCED_OPTIONS: list[Option] = [
     # --- ST / ST++ (the authors' flags, README "Authors' flag -> our flag")
-    Option("n_subnets", "Sub-nets per step", _num(int), "--multi_Snet: how many ordered sub-networks the main "
+    Option("n_subnets", "Sub-nets", _num(int), "--multi_Snet: how many ordered sub-networks the main "
            "net teaches each step (their gradients add up)."),
     Option("kl_minus", "KL-", _tri(), "--norm_kd: normalise the main and sub-net logits before the KL "
            "(layer norm x amplitude); the main cross-entropy uses the normalised logits too."),
-    Option("norm_type", "Normalisation", _pick(NORM_TYPES), "--norm_kd_type: layernorm (A x layer norm, their "
+    Option("norm_type", "Norm. type", _pick(NORM_TYPES), "--norm_kd_type: layernorm (A x layer norm, their "
            "default), v1 (layer norm with an adaptive amplitude), v2 (A x L2-normalise)."),
     Option("amplitude", "Amplitude", _num(), "--amplitude: A, the scale of the normalised logits under KL-."),
     Option("norm_eps", "Norm. eps", _num(), "eps of the logit normalisation (authors 1e-7; 1e-5 is "
@@ -137,19 +140,19 @@ ADVANCED_OPTIONS: list[Option] = [
     Option("kl_weight", "KL weight", _num(), "--kl_coef: weight of each sub-net's loss (summed over sub-nets); "
            "0 turns the teaching off (the authors' CT)."),
     Option("main_weight", "Main weight", _num(), "--main_coef: weight of the main network's cross-entropy."),
-    Option("kl_ramp", "KL-weight ramp", _pick(KL_RAMPS), "Per-epoch ramp of the KL weight: none, cos (--kl_cos, "
+    Option("kl_ramp", "KL ramp", _pick(KL_RAMPS), "Per-epoch ramp of the KL weight: none, cos (--kl_cos, "
            "rises from 0 to the weight), rcos (--kl_rcos, falls from the weight to 0)."),
-    Option("sampling_begin_epoch", "Sampling begins", _num(int, "default (epoch 0)"),
+    Option("sampling_begin_epoch", "Sampling from", _num(int, "default (epoch 0)"),
            "--sampling_begin_epoch: no sub-nets are trained before this (0-based) epoch."),
     Option("sub_loss", "Sub-net loss", _pick(SUB_LOSSES), "--st_loss: kl (KL to the teacher), soft-ce (CE to the "
            "teacher's softmax), label-ce (CE to the labels), mse (MSE between the softmaxes)."),
-    Option("space", "Sampling space", _space, "--sample_space: which ordered sub-nets are drawn: default (all), "
+    Option("space", "Space", _space, "--sample_space: which ordered sub-nets are drawn: default (all), "
            "space1..space7 (every stage keeps at least k blocks), or drop ranges per stage like 0|0-1|0-3|0."),
     Option("small_inputs", "Small inputs", _tri(), "--Snet_Dtrans --Dtrans=Dtrans7: each sub-net sees a randomly "
            "smaller input, side randint(int(crop x min scale), crop)."),
     Option("min_scale", "Min scale", _num(), "--mini_size: the smallest sub-net input side as a fraction of the "
            "crop (0.43)."),
-    Option("same_scale_image", "Same-scale image", _tri(), "--same_mscale_image: the main net's batch is "
+    Option("same_scale_image", "Same scale", _tri(), "--same_mscale_image: the main net's batch is "
            "randomly downscaled the same way first."),
     Option("sub_input", "Sub-net input", _pick(SUB_INPUTS), "Deviation: authors (each sub-net resizes and "
            "re-normalises the previous one's input) or independent (every sub-net resizes the main batch, no "
@@ -161,7 +164,7 @@ ADVANCED_OPTIONS: list[Option] = [
     Option("share_prefix", "Share prefix", _tri(), "Speed only, exact either way: sub-nets reuse the main "
            "net's activations for their common prefix unless their inputs are resized."),
     # --- the other methods
-    Option("aux_weight", "Auxiliary weight", _num(), "Weight of the mean auxiliary cross-entropy of the "
+    Option("aux_weight", "Aux. weight", _num(), "Weight of the mean auxiliary cross-entropy of the "
            "intermediate classifiers."),
     Option("distill_weight", "Distill weight", _num(), "KD share of the shallow classifiers' loss (the rest is "
            "their CE)."),
@@ -169,10 +172,10 @@ ADVANCED_OPTIONS: list[Option] = [
     Option("final_survival", "Final survival", _num(), "Survival probability of the last block; earlier blocks "
            "decay linearly from 1 to it."),
     # --- recipe-level settings (TrainConfig fields): apply to every method
-    Option("bn_reestimate", "BN re-estimation", _tri(), "Re-estimate the main net's BN statistics after every "
+    Option("bn_reestimate", "BN re-est.", _tri(), "Re-estimate the main net's BN statistics after every "
            "epoch on training images, as the authors' trainer does (default: on for ST++ and the recipes, off "
            "otherwise). Applies to every method.", "config"),
-    Option("bn_reestimate_images", "Re-estimation images", _num(int, "2000"), "Training images the BN "
+    Option("bn_reestimate_images", "BN images", _num(int, "2000"), "Training images the BN "
            "re-estimation uses (2000). Applies to every method.", "config"),
     Option("min_lr", "Min lr", _num(float, "0"), "Floor of the cosine learning-rate schedule (the authors' "
            "--min_lr: lr x min_lr_coef). Applies to every method.", "config"),
@@ -180,7 +183,7 @@ ADVANCED_OPTIONS: list[Option] = [
            "config"),
     Option("weight_decay", "Weight decay", _num(float, "0.0005"), "On every parameter (the authors' ImageNet "
            "recipe: 1e-4). Applies to every method.", "config"),
-    Option("fc_init_std", "Classifier init std", _num(float, "model's init"), "Initialise the classifier "
+    Option("fc_init_std", "fc init std", _num(float, "model's init"), "Initialise the classifier "
            "N(0, std), bias 0 (authors: 0.01). Applies to every method.", "config"),
     Option("image_size", "Image size", _num(int, "data set's"), "Image side: image folders are resized, streamed "
            "images cropped to it (the authors' train crop: 200). Applies to every method.", "config"),
