@@ -332,8 +332,17 @@ class RunForm(QGroupBox):
             box.addItem(str(self._recipe), self._recipe)
             i = box.count() - 1
         if self._recipe is not None and self._state() != self._recipe_state:
-            box.setItemText(i, f"{_display(self._recipe)} (modified)")
+            name = _display(self._recipe)
+            room = box.width() - 24 if box.isVisible() else 10**6  # a long rung in presentation fonts
+            text = next((t for t in (f"{name} (modified)", f"{name} (mod.)") if
+                         box.fontMetrics().horizontalAdvance(t) <= room), f"{name}*")
+            box.setItemText(i, text)
         box.setCurrentIndex(i)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if self._recipe is not None:
+            self._show_recipe()  # "(modified)" shortened or spelled out for the new width
 
     def _edit_slot(self, key: str) -> Callable[[], None]:
         return lambda: self._on_edit(key)
