@@ -183,6 +183,14 @@ def test_describe_devices_names_each_cuda_card(fake_cuda):
     assert describe_devices()[-1][0] == "cpu"
 
 
+def test_a_card_torch_does_not_see_is_refused(fake_cuda):
+    from st_app.core.train import TrainingError, resolve_device
+
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(TrainingError, match="1 CUDA device"):
+        resolve_device("cuda:1")
+
+
 def test_cpu_only_device_list(form):
     box = form.widgets["device"]
     devices = [box.itemData(i) for i in range(box.count())]
