@@ -32,6 +32,7 @@ from st_app.core.plan import SubnetPlan
 
 from . import actions, window_state
 from .demo import Demo
+from .devices import wire_device
 from .explore.panels import repolish
 from .explore.tab import ExploreTab
 from .file_ops import DEFAULT_CHECKPOINTS, FileOps
@@ -178,6 +179,7 @@ class MainWindow(QMainWindow):
             return
         self._build_training_panel()
         self._build_analyses_panel()
+        wire_device(self)  # before any model is loaded: the accuracy worker snapshots on the chosen device
         loaded = sum(self.files.open_checkpoint(p, slot, remember=False) for slot, p in paths.items())
         if self._session_path is not None:
             loaded += self.files.open_session(self._session_path)

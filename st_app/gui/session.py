@@ -96,6 +96,7 @@ class Session(QObject):
     runsChanged = Signal()  # last trained runs
     curvesReplaced = Signal()  # the training curves were replaced wholesale (a session opened)
     presentationChanged = Signal(bool)
+    deviceChanged = Signal(str)  # the app-wide compute device ("auto", "cpu", "cuda:0", "mps")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +108,7 @@ class Session(QObject):
         self._bn = "main"
         self._colour = "stage"
         self._presentation = False
+        self._device = "auto"
         self._reports: dict[str, dict[str, Any]] = {}
         self._last_runs: dict[str, str] = {}
         self._importance: _Importance | None = None
@@ -358,6 +360,22 @@ class Session(QObject):
         if mode != self._bn:
             self._bn = mode
             self.bnModeChanged.emit(mode)
+
+    @property
+    def device(self) -> str:
+        """Where training, the accuracy worker and the analyses compute (one choice for the app)."""
+        return self._device
+
+    def set_device(self, device: str) -> None:
+        """Choose the device; an unknown name is refused (availability is checked where it is used)."""
+        import re
+
+        name = (device or "auto").strip().lower()
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", name):
+            raise SessionError(f"unknown device {device!r}; use auto, cpu, cuda:N or mps")
+        if name != self._device:
+            self._device = name
+            self.deviceChanged.emit(name)
 
     @property
     def colour_mode(self) -> str:

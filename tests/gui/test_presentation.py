@@ -112,3 +112,25 @@ def test_leaving_presentation_restores_fonts_and_styles(qtbot, make_window) -> N
     assert win.statusBar().property("error")
     win.statusBar().showMessage("Zoom in: enlarge the block graph")  # what a hovered action does
     assert not win.statusBar().property("error")
+
+
+def test_presentation_fits_the_train_tab_with_a_recipe_and_advanced_open(qtbot, make_window) -> None:  # noqa: ANN001
+    """The recipe combo (a modified ladder rung: its longest text) and every Advanced row at 1280x720."""
+    win = make_window(wait=False, enable_training=True)
+    win.set_presentation(True)
+    try:
+        win.showNormal()
+        win.setGeometry(0, 0, 1280, 720)
+        win.tabs.setCurrentWidget(win.train_tab)
+        form = win.training.form
+        form.apply_recipe("st+kl-+snet6+small-inputs")
+        form.widgets["epochs"].setValue(3)
+        form.advanced.setChecked(True)
+        qtbot.wait(60)
+        win.presentation_mode.fit()
+        qtbot.wait(20)
+        assert form.recipe_box.currentText().startswith("st+kl-+snet6+small-inputs")  # (modified) / (mod.) / *
+        assert form.recipe_box.currentText() != "st+kl-+snet6+small-inputs"
+        assert not cut_off(win), "\n".join(cut_off(win))
+    finally:
+        win.set_presentation(False)

@@ -8,6 +8,7 @@ from .config import (
     TrainEvents,
     TrainingError,
     available_devices,
+    describe_devices,
     open_training_data,
     resolve_device,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Trainer",
     "TrainingError",
     "available_devices",
+    "describe_devices",
     "open_training_data",
     "resolve_device",
 ]

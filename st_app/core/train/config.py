@@ -23,6 +23,7 @@ __all__ = [
     "TrainingError",
     "available_devices",
     "check_config",
+    "describe_devices",
     "open_training_data",
     "resolve_device",
 ]
@@ -149,6 +150,9 @@ def resolve_device(name: str) -> torch.device:
         raise TrainingError("device 'mps' was asked for, but torch sees no Apple MPS device here")
     if not re.fullmatch(r"cpu|mps|cuda(:[0-9]{1,3})?", name):
         raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise TrainingError(f"device {name!r} was asked for, but torch sees {torch.cuda.device_count()} CUDA "
+                            "device(s) here")
     return torch.device(name)
 
 
@@ -161,6 +165,26 @@ def available_devices() -> list[str]:
     if mps is not None and mps.is_available():
         out.insert(1, "mps")
     return out
+
+
+def describe_devices() -> list[tuple[str, str]]:
+    """``(device, label)`` for every device a user may pick, for a front end's device list.
+
+    Each CUDA device is listed as ``cuda:N`` with its name and memory (``"cuda:0 — NVIDIA H200,
+    139 GiB"``), so a multi-GPU machine shows which card is which; then Apple MPS, then the CPU.
+    ``auto`` comes first and says what it picks here.
+    """
+    out: list[tuple[str, str]] = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            out.append((f"cuda:{i}", f"cuda:{i} — {props.name}, {round(props.total_memory / 2**30)} GiB"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append(("mps", "mps — Apple GPU"))
+    out.append(("cpu", f"cpu — {torch.get_num_threads()} threads"))
+    picks = out[0][0] if out[0][0] != "cpu" else "cpu"
+    return [("auto", f"auto ({picks})"), *out]
 
 
 def check_config(config: TrainConfig) -> None:

@@ -5,7 +5,9 @@ report builders of :mod:`st_app.core.experiments.reports`). The runner runs it w
 :func:`st_app.gui.jobs.run_in_thread` on the ``analysis`` lane; the GUI hears ``progress`` and
 ``partial`` (the report so far, after each model, plan or method), then exactly one of
 ``finished``, ``failed`` or ``cancelled``. Jobs get their own copies of the models (see
-:func:`private_checkpoint`), so the Explore tab keeps working on its models while an analysis runs.
+:func:`private_checkpoint`), so the Explore tab keeps working on its models while an analysis runs;
+the runner moves those copies to the app's device (:attr:`AnalysisRunner.device`) in the worker
+thread before the analysis starts, so a transfer to a GPU never blocks the window.
 """
 
 from __future__ import annotations
@@ -25,9 +27,31 @@ __all__ = ["AnalysisRunner", "describe_analysis_error", "private_checkpoint"]
 Job_ = Callable[..., dict]
 
 
+#: private copies made since the last start (GUI thread only); the next job moves them to its device
+_PENDING: list[Any] = []
+
+
 def private_checkpoint(checkpoint: Any) -> Any:
-    """The checkpoint with a deep copy of its model: analyses switch BN statistics and modes."""
-    return replace(checkpoint, model=copy.deepcopy(checkpoint.model), meta=copy.deepcopy(checkpoint.meta))
+    """The checkpoint with a deep copy of its model: analyses switch BN statistics and modes.
+
+    The copy is remembered so the next :meth:`AnalysisRunner.start` can move it to the app's
+    device in its worker thread (the pages build jobs from copies; they need not know the device).
+    """
+    copied = replace(checkpoint, model=copy.deepcopy(checkpoint.model), meta=copy.deepcopy(checkpoint.meta))
+    _PENDING.append(copied)
+    return copied
+
+
+def move_models(checkpoints: list[Any], device: str) -> None:
+    """Move the private copies' models to ``device`` (worker thread; the analyses move their data
+    to the model's device themselves)."""
+    from st_app.core.train import resolve_device
+
+    if not checkpoints:
+        return
+    dev = resolve_device(device)
+    for ck in checkpoints:
+        ck.model.to(dev)
 
 
 def describe_analysis_error(exc: BaseException) -> str:
@@ -51,8 +75,11 @@ def describe_analysis_error(exc: BaseException) -> str:
 LANE = "analysis"
 
 
-def _run_report(job: Job, fn: Job_, min_interval: float) -> dict:
-    """The worker side: the builder's callbacks become job events (progress throttled)."""
+def _run_report(job: Job, fn: Job_, min_interval: float, copies: list[Any] | None = None,
+                device: str = "cpu") -> dict:
+    """The worker side: the copies go to the device, the builder's callbacks become job events
+    (progress throttled)."""
+    move_models(copies or [], device)
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -83,6 +110,7 @@ class AnalysisRunner(QObject):
         self._name: str | None = None
         self.started_at = 0.0
         self.last_traceback = ""
+        self.device = "cpu"  # the app's device choice (set by the window); private copies are moved there
 
     @property
     def running(self) -> str | None:
@@ -92,10 +120,13 @@ class AnalysisRunner(QObject):
     def start(self, name: str, job: Job_) -> bool:
         """Run ``job`` in the background; False (nothing started) while another one runs."""
         if self._name is not None:
+            _PENDING.clear()  # copies made for a job that does not start
             return False
         self._name = name
         self.started_at = time.perf_counter()
-        self._job = run_in_thread(_run_report, job, 1.0 / self.max_rate_hz, lane=LANE, with_job=True, name=name,
+        copies, _PENDING[:] = list(_PENDING), []
+        self._job = run_in_thread(_run_report, job, 1.0 / self.max_rate_hz, copies, self.device, lane=LANE,
+                                  with_job=True, name=name,
                                   connect={"yielded": lambda e, n=name: self._on_event(n, e),
                                            "returned": lambda r, n=name: self._end(n, "finished", r),
                                            "errored": lambda exc, n=name: self._on_error(n, exc),

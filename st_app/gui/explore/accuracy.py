@@ -107,13 +107,14 @@ class _Evaluators:
         self.running_stats: dict[str, bool] = {}  # slot -> whether its model keeps BN running statistics
         self.cache: dict[tuple[str, SubnetPlan, str], float] = {}
 
-    def set_model(self, payload: ModelPayload) -> Any:
-        """Snapshot a model (generator job): yields ("model", ...) and ("flops", ...) events."""
+    def set_model(self, payload: ModelPayload, device: str = "cpu") -> Any:
+        """Snapshot a model on ``device`` (generator job): yields ("model", ...) and ("flops", ...) events."""
         if payload.model is None:
             self.by_slot.pop(payload.slot, None)
             return
         self.running_stats[payload.slot] = bool(payload.model.uses_running_statistics())
         from st_app.core.subnet_eval.incremental import IncrementalEvaluator
+        from st_app.core.train import resolve_device
 
         try:
             if payload.test_x is None:
@@ -123,7 +124,7 @@ class _Evaluators:
             else:
                 assert payload.test_y is not None
                 ev = IncrementalEvaluator.snapshot(payload.model, payload.test_x, payload.test_y, payload.train_x,
-                                                   CALIB_FULL)
+                                                   CALIB_FULL, device=resolve_device(device))
                 self.by_slot[payload.slot] = (payload.key, ev)
                 main = ev.accuracy(None)
                 model = ev.model
@@ -182,15 +183,41 @@ class AccuracyService(QObject):
         self._flops: dict[SubnetPlan, int] = {}
         self._running = True
         self._busy = False
+        self._device = "cpu"
+        self._payloads: dict[str, ModelPayload] = {}  # slot -> last model, re-snapshotted on a device change
 
     # ------------------------------------------------------------------- models
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def set_device(self, device: str) -> None:
+        """Evaluate on ``device`` from now on (the app's choice): the loaded models are snapshotted
+        again there on the lane, and results from the old device are forgotten (bf16 on a GPU
+        may differ from fp32 in the last digit)."""
+        if device == self._device:
+            return
+        self._device = device
+        self._final.clear()
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        if self._running:
+            run_in_thread(self._state.cache.clear, lane=LANE, name="forget-results")
+        for payload in list(self._payloads.values()):
+            self.set_model(payload)
+
     def set_model(self, payload: ModelPayload) -> None:
         if payload.model is not None and payload.test_x is not None:
             self._keys[payload.slot] = payload.key
         else:
             self._keys.pop(payload.slot, None)
+        if payload.model is not None:
+            self._payloads[payload.slot] = payload
+        else:
+            self._payloads.pop(payload.slot, None)
         if self._running:
-            run_in_thread(self._state.set_model, payload, lane=LANE, name="prepare-model",
+            run_in_thread(self._state.set_model, payload, self._device, lane=LANE, name="prepare-model",
                           connect={"yielded": self._on_event})
 
     def clear_model(self, slot: str) -> None:

@@ -38,7 +38,7 @@ from st_app.core.train import TrainConfig, TrainControl
 
 from ..jobs import Job, run_in_thread
 from ..series import SeriesStore
-from .form import RunForm, default_out_root
+from .form import RunForm, default_out_root, method_options_for
 from .plots import TrainingPlots, method_color, method_label
 from .worker import ProbePlan, TrainRequest, train
 
@@ -47,7 +47,7 @@ __all__ = ["TrainingPanel", "default_out_root", "format_eta"]
 LANE = "training"
 _OVERRIDES = {"model", "dataset", "epochs", "batch_size", "lr", "device", "seed", "out_root",
               "probe_every", "data_dir", "momentum", "weight_decay", "nesterov", "bn_reestimate",
-              "image_size"}
+              "image_size", "method_options"}
 
 
 def format_eta(seconds: float | None) -> str:
@@ -232,15 +232,18 @@ class TrainingPanel(QWidget):
             if key not in names:
                 names.append(key)
         if not names:
-            self._on_error("No training method is checked; check at least one of CT, ST, ST++, SD.")
+            self._on_error("No training method is checked; check at least one method.")
             return False
         self.form.show_values(names, overrides)
-        values = {**self.form.values(), **overrides}  # exact values even where a widget rounds
-        out_root = Path(str(values.pop("out_root") or default_out_root())).expanduser()
-        probe_every = int(values.pop("probe_every", 0) or 0)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         try:
-            configs = [TrainConfig(**{**values, "method": m}) for m in names]
+            values = {**self.form.values(), **overrides}  # exact values even where a widget rounds
+            out_root = Path(str(values.pop("out_root") or default_out_root())).expanduser()
+            probe_every = int(values.pop("probe_every", 0) or 0)
+            options = values.pop("method_options", None) or {}
+            # each method gets the options it takes; precision stays "auto" (the GPU fast path)
+            configs = [TrainConfig(**{**values, "method": m, "method_options": method_options_for(m, options)})
+                       for m in names]
         except (TypeError, ValueError) as exc:
             self._on_error(f"Invalid training settings: {exc}")
             return False
