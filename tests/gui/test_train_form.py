@@ -274,3 +274,14 @@ def test_move_models_on_the_cpu(tiny_runs):
     copy = private_checkpoint(load_checkpoint(tiny_runs["ct"]))
     move_models([copy], "cpu")
     assert next(copy.model.parameters()).device.type == "cpu"
+
+
+def test_every_method_has_its_own_colour_and_label():
+    """Table 1's seven methods are told apart in the check boxes, curves and legends."""
+    from st_app.core.methods import METHODS
+    from st_app.gui.train.plots import METHOD_COLORS, method_color, method_label
+
+    assert set(METHODS) <= set(METHOD_COLORS)
+    assert len({method_color(m) for m in METHODS}) == len(METHODS)
+    assert len({method_label(m) for m in METHODS}) == len(METHODS)
+    assert "#F0E442" not in {method_color(m).upper() for m in METHODS}  # yellow is unreadable on white

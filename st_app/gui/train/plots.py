@@ -19,7 +19,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QTextOption
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from ..series import PROBE_PREFIX, SeriesStore
@@ -32,14 +32,19 @@ __all__ = [
     "method_label",
 ]
 
-METHOD_COLORS = {"ct": "#E69F00", "st": "#0072B2", "stpp": "#009E73", "sd": "#CC79A7"}
-_SPARE_COLORS = ["#D55E00", "#56B4E9", "#000000", "#F0E442"]
-METHOD_LABELS = {"ct": "CT", "st": "ST", "stpp": "ST++", "sd": "Stoch. depth"}
+#: one colour per method of table 1 (Okabe-Ito, readable on white; yellow left out for that reason),
+#: in the order the legends list them
+METHOD_COLORS = {"ct": "#E69F00", "st": "#0072B2", "stpp": "#009E73", "sd": "#CC79A7", "layersup": "#56B4E9",
+                 "stagesup": "#D55E00", "selfdistill": "#6A3D9A"}
+_SPARE_COLORS = ["#000000", "#8C564B", "#7F7F7F"]
+METHOD_LABELS = {"ct": "CT", "st": "ST", "stpp": "ST++", "sd": "Stoch. depth", "layersup": "Layer sup.",
+                 "stagesup": "Stage sup.", "selfdistill": "Self-distil."}
 METHOD_DASH = {"ct": Qt.PenStyle.DashLine, "st": Qt.PenStyle.SolidLine,
                "stpp": Qt.PenStyle.DashDotLine, "sd": Qt.PenStyle.DotLine}
 
 #: series drawn as curves (others, e.g. ``lr`` or ``kl``, only go to the CSV export)
 ACC, LOSS, LOSS_RAW, PROBE = "test_acc", "loss", "loss_raw", PROBE_PREFIX
+_CENTRED = QTextOption(Qt.AlignmentFlag.AlignHCenter)
 REDRAW_MS = 50  # at most 20 redraws a second
 MAX_MARKERS = 24  # probe curves: plan markers on about this many points
 
@@ -409,7 +414,10 @@ class TrainingPlots(QWidget):
         for plot in (self.acc_plot, self.loss_plot, self.probe_plot):
             vb = plot.getViewBox()
             r = vb.boundingRect()
-            self._hints[id(plot)].setPos(r.center())
+            hint = self._hints[id(plot)]
+            hint.setTextWidth(max(60.0, r.width() - 16))  # wraps where a big font would cut it off
+            hint.textItem.document().setDefaultTextOption(_CENTRED)
+            hint.setPos(r.center())
 
     # ------------------------------------------------------------------ data
     def clear(self) -> None:
