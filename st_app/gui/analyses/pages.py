@@ -31,10 +31,11 @@ from st_app.core.methods import METHODS
 from st_app.core.models import ARCHITECTURES
 
 from ..train.form import default_out_root
+from .depth_page import DepthPage
 from .page import AnalysisPage, ModelPair
 from .runner import private_checkpoint
 
-__all__ = ["PAGES", "ComparePage", "ImportancePage", "LoafingPage", "RobustnessPage", "SubnetsPage"]
+__all__ = ["PAGES", "ComparePage", "DepthPage", "ImportancePage", "LoafingPage", "RobustnessPage", "SubnetsPage"]
 
 
 class LoafingPage(AnalysisPage):
@@ -281,6 +282,7 @@ class ComparePage(AnalysisPage):
         self.open_button.setEnabled("ct" in self.last_runs and "st" in self.last_runs)
 
 
-PAGES: tuple[type[AnalysisPage], ...] = (LoafingPage, SubnetsPage, RobustnessPage, ImportancePage, ComparePage)
+PAGES: tuple[type[AnalysisPage], ...] = (LoafingPage, SubnetsPage, RobustnessPage, ImportancePage, ComparePage,
+                                         DepthPage)
 
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from st_app.figures import report_charts
 
 from .page import ModelPair
-from .pages import PAGES, AnalysisPage, ComparePage, ImportancePage, LoafingPage
+from .pages import PAGES, AnalysisPage, ComparePage, DepthPage, ImportancePage, LoafingPage
 from .runner import AnalysisRunner
 
 __all__ = ["AnalysesPanel"]
@@ -62,10 +62,12 @@ class AnalysesPanel(QWidget):
             self.stack.addWidget(page)
             self.list.addItem(page.title)
             self.list.item(self.list.count() - 1).setToolTip(_plain(page.intro))
-        importance, compare = self.pages["importance"], self.pages["compare"]
-        assert isinstance(importance, ImportancePage) and isinstance(compare, ComparePage)
+        importance = self.pages["importance"]
+        assert isinstance(importance, ImportancePage)
         importance.showOnGraph.connect(self.showImportance)
-        compare.openRuns.connect(self.openRuns)
+        for other in self.pages.values():  # pages that train runs (compare, depth) open them in Explore
+            if isinstance(other, (ComparePage, DepthPage)):
+                other.openRuns.connect(self.openRuns)
         self.list.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.list.setCurrentRow(0)
         self.open_button = QPushButton("Open report…")
