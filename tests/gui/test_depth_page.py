@@ -47,6 +47,16 @@ def test_depth_sweep_draws_each_depth_reuses_its_runs_and_opens_one_in_explore( 
     assert page.result.table.rowCount() == 4 and len(page.result.plots) >= 2
     assert page.progress.format().startswith("done in") and "partial" not in page.summary.text()
     assert "resnet32" in page.summary.text() and page.save_button.isEnabled()
+    # the charts fit their cells: long titles wrap instead of widening the plot past its widget,
+    # and the depth axis leaves room for the first and last model's name
+    qtbot.wait(400)
+    shown = [p for p in page.result.plots if p.isVisible()]
+    assert len(shown) == 2
+    for plot in shown:
+        item = plot.getPlotItem()
+        assert item.width() <= plot.width() + 1
+        (x0, x1), _ = item.getViewBox().viewRange()
+        assert x0 < 9 and x1 > 15  # resnet20 has 9 blocks, resnet32 15
 
     # Save report writes what the CLI writes
     out = tmp_path / "report"

@@ -52,11 +52,10 @@ class DepthPage(AnalysisPage):
 
     name = "depth"
     title = "Depth sweep"
-    intro = ("Paper figure 2's trend: does loafing grow with depth? CT and ST are trained at each depth of one "
-             "family with one recipe, and the smallest sub-net (one block per stage, the same network at every "
-             "depth) alone once. Per depth: that sub-net alone vs inside CT and ST, and all ordered sub-nets' "
-             "mean ± std. Runs in the runs folder are reused (a rerun trains nothing new) and resumed when they "
-             "stopped early. Does not use the loaded models; trains several networks, so it takes minutes.")
+    intro = ("Paper figure 2's trend: does loafing grow with depth? Trains CT and ST at each depth of one family "
+             "(not the loaded models) and the smallest sub-net alone once; per depth, that sub-net alone vs "
+             "inside CT and ST, and all sub-nets' mean ± std. Finished runs in the runs folder are reused, "
+             "stopped ones resumed.")
     needs_models = False
     openRuns = Signal(dict)  # {"ct": path, "st": path}
 
@@ -114,13 +113,19 @@ class DepthPage(AnalysisPage):
         self.batch = QSpinBox()
         self.batch.setRange(1, 65536)
         self.batch.setValue(64)
-        self.form.addRow("Batch size:", self.field("batch_size", self.batch))
+        self.batch.setToolTip("Batch size of every run")
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(4)
         self.lr.setRange(0.0001, 10.0)
         self.lr.setSingleStep(0.01)
         self.lr.setValue(0.05)
-        self.form.addRow("Learning rate:", self.field("lr", self.lr))
+        self.lr.setToolTip("Learning rate of every run")
+        recipe = QWidget()  # one row for both: the page must fit a 720-pixel window with its progress bar
+        rl = QHBoxLayout(recipe)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.field("batch_size", self.batch), 1)
+        rl.addWidget(self.field("lr", self.lr), 1)
+        self.form.addRow("Batch, learning rate:", recipe)
         runs = QWidget()
         rl = QHBoxLayout(runs)
         rl.setContentsMargins(0, 0, 0, 0)
