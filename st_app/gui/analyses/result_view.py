@@ -132,9 +132,12 @@ class ResultView(QTabWidget):
         for i, w in enumerate(self.plots):
             self.grid.removeWidget(w)
             w.setVisible(i < len(charts))
+        # rows of peers (an even number of charts, e.g. the depth sweep's pairs) share the height: no
+        # squeezed first row; a full-width first chart (odd number) keeps its natural, lower height
         rows = _grid_cell(len(charts) - 1, len(charts), self._columns)[0] + 1 if charts else 0
-        for r in range(max(rows, self.grid.rowCount())):  # rows share the height: no squeezed first row
-            self.grid.setRowStretch(r, 1 if r < rows else 0)
+        peers = len(charts) % 2 == 0 or self._columns == 1
+        for r in range(max(rows, self.grid.rowCount())):
+            self.grid.setRowStretch(r, 1 if r < rows and peers else 0)
         for i, chart in enumerate(charts):
             plot = self.plots[i]
             row, col, span = _grid_cell(i, len(charts), self._columns)
