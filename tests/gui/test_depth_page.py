@@ -102,6 +102,9 @@ def test_depth_sweep_cancel_and_bad_settings(qtbot, window, tmp_path: Path) -> N
     with qtbot.waitSignal(panel.runner.progress, timeout=30000):
         assert panel.run("depth", runs_dir=str(tmp_path / "runs"), **{**TINY, "epochs": 200})
     assert not page.run_button.isEnabled() and page.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: page.progress.value() >= 1, timeout=30000)  # epochs of all runs: done / total, ETA
+    assert page.progress.maximum() == 200 * (2 * 2 + 1) and "ETA " in page.progress.format()
+    assert "unknown" not in page.progress.format()
     with qtbot.waitSignal(panel.runner.cancelled, timeout=30000):
         page.cancel_button.click()
     assert panel.running is None and page.progress.format() == "cancelled"
