@@ -34,7 +34,7 @@ from .page import AnalysisPage, ModelPair
 __all__ = ["DEFAULT_MODELS", "DepthPage"]
 
 DEFAULT_MODELS = "resnet20,resnet32,resnet44,resnet56"
-BN_SETTINGS = [("both", "both (one chart pair each)"), ("main", "main net's (paper)"),
+BN_SETTINGS = [("both", "both settings"), ("main", "main net's (paper)"),
                ("recalibrate", "re-estimated per sub-net")]
 
 

@@ -308,14 +308,17 @@ class ComparePage(AnalysisPage):
         self.epochs.setValue(30)
         self.form.addRow("Epochs:", self.field("epochs", self.epochs))
         methods = QWidget()
-        ml = QGridLayout(methods)  # two per row: more methods (issue 9) still fit a narrow column
+        # two columns in table 1's order, filled down: the CT baselines (long titles) in the first, ST and
+        # ST++ (short) in the second, so the pair fits a narrow column even with presentation fonts
+        ml = QGridLayout(methods)
         ml.setContentsMargins(0, 0, 0, 0)
         self.methods = {}
+        rows = max(1, len(METHODS) - 2)
         for i, m in enumerate(METHODS):
             box = QCheckBox(METHOD_TITLES.get(m, m))
             box.setChecked(True)  # table 1 compares all of them (as the CLI's default)
             box.setToolTip(f"Train and compare {METHOD_TITLES.get(m, m)} (method {m!r})")
-            ml.addWidget(box, i // 2, i % 2)
+            ml.addWidget(box, i % rows, i // rows)
             self.methods[m] = box
         self.form.addRow("Methods:", methods)
         self.batch = QSpinBox()
