@@ -61,6 +61,7 @@ class DepthPage(AnalysisPage):
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(settings, parent)
+        self.models.setCursorPosition(0)  # the list's start (resnet20, …) rather than its end
         table = self.result.table  # the result view exists only now, after the base built both halves
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
