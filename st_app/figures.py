@@ -451,6 +451,15 @@ def compare_charts(report: Mapping[str, Any]) -> list[Chart]:
                   lambda p: draw_bars(p, cats, series, errors=errors, colors=colors))]
 
 
+def _depth_lines(plot: Any, series: Mapping[str, tuple[Any, Any, Any]], xticks: Sequence[tuple[float, str]]) -> None:
+    """Lines over depth, with room left and right: a model's name under the first or last point
+    would stick out of the axis, and pyqtgraph then leaves it out."""
+    draw_lines(plot, series, xticks=xticks, legend="bottom-left")
+    xs = [x for x, _ in xticks]
+    pad = max(1.0, 0.12 * (max(xs) - min(xs)))
+    plot.getViewBox().setXRange(min(xs) - pad, max(xs) + pad, padding=0)
+
+
 def depth_charts(report: Mapping[str, Any]) -> list[Chart]:
     """Figure 2's trend, per BN setting: the smallest sub-net alone vs inside CT and ST over depth,
     and every ordered sub-net's mean +- std over depth."""
@@ -466,12 +475,13 @@ def depth_charts(report: Mapping[str, Any]) -> list[Chart]:
             smallest[f"within_{method}"] = (x, [r["smallest"][method][mode] for r in rows], None)
             bands[method] = (x, [r["subnets"][method][mode]["mean"] for r in rows],
                              [r["subnets"][method][mode]["std"] for r in rows])
-        charts.append(Chart(f"_smallest_{mode}", f"Smallest sub-net {report['smallest_plan']}: alone vs inside "
-                            f"(BN: {mode})", "depth (residual blocks)", "accuracy (%)",
-                            partial(draw_lines, series=smallest, xticks=ticks, legend="bottom-left")))
-        charts.append(Chart(f"_subnets_{mode}", f"All ordered sub-nets, mean +- std (BN: {mode})",
+        # short titles (the summary names the plan): the app draws these two side by side
+        charts.append(Chart(f"_smallest_{mode}", f"Smallest sub-net alone vs inside (BN: {mode})",
                             "depth (residual blocks)", "accuracy (%)",
-                            partial(draw_lines, series=bands, xticks=ticks, legend="bottom-left")))
+                            partial(_depth_lines, series=smallest, xticks=ticks)))
+        charts.append(Chart(f"_subnets_{mode}", f"All sub-nets, mean +- std (BN: {mode})",
+                            "depth (residual blocks)", "accuracy (%)",
+                            partial(_depth_lines, series=bands, xticks=ticks)))
     return charts
 
 

@@ -226,6 +226,10 @@ def test_robustness_report_and_block_importance(images):
         robustness({"ct": ct, "st": _model("resnet32")}, x[:10], y[:10])
     with pytest.raises(ExperimentCancelled):
         robustness({"ct": ct, "st": st}, x[:10], y[:10], should_stop=lambda: True)
+    # a partial report is a snapshot: the app draws it while the worker goes on to ST
+    parts: list[dict] = []
+    robustness({"ct": ct, "st": st}, x[:30], y[:30], max_k=2, repeats=2, seed=0, partial=parts.append)
+    assert len(parts) == 1 and set(parts[0]["delete_one"]) == set(parts[0]["delete_k"]) == {"ct"}
 
 
 # -------------------------------------------------------------------------------- loafing

@@ -100,7 +100,7 @@ def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="render the window once the models are loaded and evaluated, save it, and exit")
     parser.add_argument("--tab", choices=("explore", "train", "analyses"), default="explore",
                         help="the tab to show (with --screenshot: the tab to capture)")
-    parser.add_argument("--analysis", choices=("loafing", "subnets", "robustness", "importance", "compare"),
+    parser.add_argument("--analysis", choices=("loafing", "subnets", "robustness", "importance", "compare", "depth"),
                         help="the analysis page to show on the Analyses tab (with --screenshot: run it first)")
     parser.add_argument("--colour", choices=("stage", "ct", "st"),
                         help="colour the blocks by stage or by their importance in the CT / ST model")

@@ -77,12 +77,16 @@ guided demonstration and loads the results here.</p>
 with a progress bar and Cancel, and saves JSON, CSV and PNG/SVG figures (the same report as
 <tt>python -m st_app analyze</tt>):</p>
 <ul>
-<li><b>Loafing</b>: a sub-network trained alone versus the same sub-network inside CT and ST.</li>
+<li><b>Loafing</b>: a sub-network trained alone versus the same sub-network inside CT and ST;
+in <i>triangle</i> mode, runs of several sizes: each smaller net alone versus inside each bigger one.</li>
 <li><b>All sub-networks</b>: every ordered sub-network, sorted and as a distribution.</li>
 <li><b>Robustness</b>: delete one block, delete k random blocks, swap k pairs.</li>
 <li><b>Block importance</b>: how much accuracy each block carries. <i>Colour blocks</i> in the
 toolbar paints it onto the graph: in a CT net a few blocks carry the load, ST spreads it.</li>
-<li><b>Method comparison</b>: CT, ST, ST++ and stochastic depth trained on one recipe.</li>
+<li><b>Method comparison</b>: table 1's seven methods (CT, layer and stage supervision,
+self-distillation, stochastic depth, ST, ST++) trained on one recipe.</li>
+<li><b>Depth sweep</b>: CT and ST trained at several depths (runs reused from a folder): does
+loafing grow with depth? Open any depth's runs in the Explore tab.</li>
 </ul>
 
 <h3>Reference</h3>

@@ -52,7 +52,9 @@ def take_screenshot(app: Any, window: Any, out: str | Path, size: str = "1280x72
     if window.tabs.currentWidget() is window.analyses_tab and window.analyses is not None:
         panel = window.analyses
         page = panel.stack.currentWidget()
-        if page.result.report is None and not panel.pair.problem:
+        # pages that train networks (method comparison, depth sweep) are shown with their settings:
+        # a screenshot must not start minutes of training into the user's runs folder
+        if page.result.report is None and not panel.pair.problem and page.needs_models:
             if bn:
                 page.set_bn_mode(bn)
             panel.run(page.name)

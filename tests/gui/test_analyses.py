@@ -26,7 +26,7 @@ def window(make_window):  # noqa: ANN001, ANN201
 def test_subnets_run_shows_report_and_saves_like_the_cli(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
     panel = window.analyses
     assert [p.title for p in panel.pages.values()] == ["Loafing", "All sub-networks", "Robustness",
-                                                       "Block importance", "Method comparison"]
+                                                       "Block importance", "Method comparison", "Depth sweep"]
     page = panel.page("subnets")
     assert page.run_button.isEnabled() and not page.save_button.isEnabled()
     progress: list[tuple[int, int]] = []

@@ -15,6 +15,7 @@ sub-nets (prefix tree). Memory is measured as the hardware allows and the report
 
 from __future__ import annotations
 
+import copy
 import math
 import multiprocessing as mp
 import queue as queue_mod
@@ -248,7 +249,7 @@ def compare_methods(
                 "method_options": loaded.meta.get("method", {}),
             })
             if partial is not None and len(report.methods) < len(methods):
-                partial(report.to_dict())
+                partial(copy.deepcopy(report.to_dict()))  # a snapshot: the worker keeps filling its dicts
     finally:
         if tmp is not None:
             tmp.cleanup()

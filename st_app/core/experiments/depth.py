@@ -14,6 +14,7 @@ different recipe is an error naming the differing setting, so nothing is overwri
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -185,7 +186,7 @@ def depth_sweep(
         report["trend"] = trend(report)
         report["seconds"] = round(time.perf_counter() - t0, 3)
         if partial is not None and len(report["rows"]) < len(models):
-            partial(dict(report))
+            partial(copy.deepcopy(report))  # the GUI reads it while the next depth appends rows
     return report
 
 

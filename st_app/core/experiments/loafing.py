@@ -10,6 +10,7 @@ initial weights). ``--epochs`` may override the recipe for speed; the report say
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -234,6 +235,6 @@ def loafing(
         report.results.append(row)
         steps.advance()
         if partial is not None and len(report.results) < len(plans):
-            partial(report.to_dict())
+            partial(copy.deepcopy(report.to_dict()))  # a snapshot: the worker keeps filling its dicts
     report.seconds = time.perf_counter() - t_start
     return report

@@ -10,6 +10,7 @@ All plans of all models are evaluated through the prefix tree.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -232,7 +233,7 @@ def robustness(
         report.delete_k[name] = [{"k": k, **_summary([acc[p] for p, _ in d])} for k, d in deletions.items()]
         report.swap_k[name] = [{"k": k, **_summary([acc[p] for p, _ in d])} for k, d in swaps.items()]
         if partial is not None and m + 1 < len(models):
-            partial(report.to_dict())
+            partial(copy.deepcopy(report.to_dict()))  # a snapshot: the worker keeps filling its dicts
     return report
 
 

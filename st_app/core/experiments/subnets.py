@@ -6,6 +6,7 @@ uniform sample is taken instead (``select_plans``), still through the tree.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,5 +102,5 @@ def subnet_statistics(
             raise ExperimentCancelled("sub-network statistics cancelled")
         report.models[name] = SubnetStats(result.results)
         if partial is not None and len(report.models) < len(models):
-            partial(report.to_dict())
+            partial(copy.deepcopy(report.to_dict()))  # a snapshot: the worker keeps filling its dicts
     return report

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -22,7 +23,7 @@ from ..evaluate import BN_MODES, calibration_images
 from .common import ExperimentCancelled, Partial, Progress, ShouldStop, Steps, check_same_architecture, checkpoint_info
 from .prefix_sweep import tree_sweep
 
-__all__ = ["loafing_triangle", "triangle_pairs", "triangle_report", "triangle_summary", "triangle_table"]
+__all__ = ["load_run_pairs", "loafing_triangle", "triangle_pairs", "triangle_report", "triangle_summary", "triangle_table"]
 
 
 def triangle_pairs(pairs: Sequence[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
@@ -47,6 +48,31 @@ def triangle_pairs(pairs: Sequence[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
                                  f"(depths {list(small.model.layout.depths)} vs {list(big.model.layout.depths)}, or a "
                                  "different width, growth or block type)")
     return ordered
+
+
+def load_run_pairs(ct_runs: Sequence[str | Path], st_runs: Sequence[str | Path], *, device: str = "cpu"
+                   ) -> tuple[list[tuple[Any, Any]], ImageData]:
+    """Load (CT, ST) run folders, paired in order, and the one data set they all record (the app's triangle).
+
+    Recorded data paths (an image folder) are never used silently, as in the CLI without ``--data-dir``.
+    """
+    from ..checkpoint import load_checkpoint
+    from ..data import load_dataset
+    from ..meta_schema import recorded_dataset
+
+    if len(ct_runs) != len(st_runs):
+        raise ValueError(f"{len(ct_runs)} CT runs but {len(st_runs)} ST runs; give one ST run per CT run, in the "
+                         "same order")
+    pairs = [(load_checkpoint(c, device=device), load_checkpoint(s, device=device)) for c, s in zip(ct_runs, st_runs)]
+    chosen = {recorded_dataset(ck.meta, None, None) for pair in pairs for ck in pair}
+    if len(chosen) != 1:
+        raise ValueError(f"the runs were trained on different data sets ({', '.join(sorted(n for n, _ in chosen))}); "
+                         "the triangle compares nets on the same data")
+    name, data_dir = chosen.pop()
+    recorded = pairs[0][0].meta.get("config")
+    config: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+    data = load_dataset(name, data_dir, image_size=config.get("image_size"))
+    return pairs, data.to(device)
 
 
 def loafing_triangle(

@@ -89,6 +89,7 @@ class AnalysisPage(QWidget):
     title = ""
     intro = ""
     needs_models = True
+    shows: tuple[str, ...] = ()  # report kinds (``analysis`` keys) this page shows besides its own name
     always_calibrates = False  # True: the report gives both BN settings, so calibration images always count
     runRequested = Signal(str)
     cancelRequested = Signal()
@@ -365,7 +366,7 @@ class AnalysisPage(QWidget):
         folder = QFileDialog.getExistingDirectory(self, f"Save the {self.title.lower()} report into a folder", root)
         if not folder:
             return
-        existing = Path(folder) / f"{self.name}.json"
+        existing = Path(folder) / f"{(self.result.report or {}).get('analysis', self.name)}.json"
         if existing.exists():
             answer = QMessageBox.question(
                 self, "Replace the saved report?",

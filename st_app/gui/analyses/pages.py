@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,26 +27,37 @@ from PySide6.QtWidgets import (
 )
 
 from st_app.core.data import DATASETS
-from st_app.core.methods import METHODS
+from st_app.core.methods import METHOD_TITLES, METHODS
 from st_app.core.models import ARCHITECTURES
 
 from ..train.form import default_out_root
+from .depth_page import DepthPage
 from .page import AnalysisPage, ModelPair
 from .runner import private_checkpoint
 
-__all__ = ["PAGES", "ComparePage", "ImportancePage", "LoafingPage", "RobustnessPage", "SubnetsPage"]
+__all__ = ["PAGES", "ComparePage", "DepthPage", "ImportancePage", "LoafingPage", "RobustnessPage", "SubnetsPage"]
 
 
 class LoafingPage(AnalysisPage):
     name = "loafing"
     title = "Loafing"
+    shows = ("loafing", "loafing_triangle")
     always_calibrates = True
     intro = ("Paper figure 2. Each chosen ordered sub-network is trained <i>alone</i> with the CT run's own "
              "recipe and compared with the same sub-network evaluated inside the CT and inside the ST model. "
              "A sub-net that does much better alone than inside CT was <i>loafing</i>: it relied on the blocks "
-             "that are now switched off. Trains one network per plan, so it takes minutes.")
+             "that are now switched off. Trains one network per plan, so it takes minutes. "
+             "<b>Triangle</b> mode (tables 2-3): CT and ST runs of several sizes of one family; each smaller "
+             "net alone vs the same sub-net inside each bigger one (no training, seconds).")
+    modeChanged = Signal()
 
     def build_form(self) -> None:
+        self.mode = QComboBox()
+        self.mode.addItem("one CT/ST pair (the loaded models)", "pair")
+        self.mode.addItem("triangle: several sizes (run folders)", "triangle")
+        self.mode.setToolTip("One pair: the chosen sub-nets trained alone vs inside the loaded CT and ST. "
+                             "Triangle: as analyze loafing --ct a,b,c --st a,b,c")
+        self.form.addRow("Mode:", self.field("mode", self.mode))
         self.plans = QLineEdit()
         self.plans.setPlaceholderText("default: the smallest and two others")
         self.plans.setMinimumWidth(160)
@@ -59,8 +70,27 @@ class LoafingPage(AnalysisPage):
         self.epochs.setToolTip("Train the alone-nets this many epochs instead of the CT run's (the report "
                                "records the override)")
         self.form.addRow("Epochs alone:", self.field("epochs", self.epochs))
+        self.run_lists = {}
+        for slot in ("ct", "st"):
+            edit = QLineEdit()
+            edit.setPlaceholderText("run folders, comma-separated")
+            edit.setToolTip(f"{slot.upper()} run folders of several sizes of one family (e.g. resnet20, resnet32, "
+                            f"resnet56), comma-separated; the ST list pairs with the CT list in order")
+            browse = QToolButton()
+            browse.setText("…")
+            browse.setToolTip(f"Add a {slot.upper()} run folder")
+            browse.clicked.connect(lambda _=False, s=slot: self._browse_run(s))
+            box = QWidget()
+            bl = QHBoxLayout(box)
+            bl.setContentsMargins(0, 0, 0, 0)
+            bl.addWidget(edit, 1)
+            bl.addWidget(browse)
+            self.field(f"{slot}_runs", edit, empty_ok=True)
+            self.run_lists[slot] = edit
+            self.form.addRow(f"{slot.upper()} runs:", box)
         super().build_form()
         self.current_plan = ""
+        self.mode.currentIndexChanged.connect(lambda _i: self._apply_mode())
 
     def extra_buttons(self, row: QHBoxLayout) -> None:
         add = QToolButton()
@@ -69,6 +99,56 @@ class LoafingPage(AnalysisPage):
         add.clicked.connect(self.add_current_plan)
         row.addWidget(add)
         self.add_plan_button = add
+        loaded = QToolButton()
+        loaded.setText("+ loaded CT/ST runs")
+        loaded.setToolTip("Add the loaded CT and ST models' run folders to the triangle's lists")
+        loaded.clicked.connect(self.add_loaded_runs)
+        row.addWidget(loaded)
+        self.add_loaded_button = loaded
+        row.addStretch(1)
+
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(settings, parent)
+        self._apply_mode()
+
+    def triangle(self) -> bool:
+        return self.mode.currentData() == "triangle"
+
+    def _apply_mode(self) -> None:
+        """Show the settings of the chosen mode; the triangle reads run folders, not the loaded models."""
+        triangle = self.triangle()
+        self.needs_models = not triangle
+        for widget in (self.plans, self.epochs):
+            self.form.setRowVisible(widget, not triangle)
+        for edit in self.run_lists.values():
+            self.form.setRowVisible(cast(QWidget, edit.parentWidget()), triangle)
+        if hasattr(self, "add_plan_button"):
+            self.add_plan_button.setVisible(not triangle)
+            self.add_loaded_button.setVisible(triangle)
+        self.models_label.setVisible(not triangle)
+        if not triangle:
+            self.models_label.setText(self.pair.describe())
+        self.modeChanged.emit()
+
+    def _browse_run(self, slot: str) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, f"Add a {slot.upper()} run folder", str(default_out_root()))
+        if folder:
+            self._append_run(slot, folder)
+
+    def _append_run(self, slot: str, folder: str) -> None:
+        edit = self.run_lists[slot]
+        parts = [p.strip() for p in edit.text().split(",") if p.strip()]
+        if folder not in parts:
+            edit.setText(", ".join([*parts, folder]))
+
+    def add_loaded_runs(self) -> None:
+        if self.pair.problem:
+            self.status.setText(self.pair.problem)
+            return
+        for slot, ck in (("ct", self.pair.ct), ("st", self.pair.st)):
+            self._append_run(slot, str(ck.path))
 
     def add_current_plan(self) -> None:
         if not self.current_plan:
@@ -79,15 +159,33 @@ class LoafingPage(AnalysisPage):
         self.plans.setText("; ".join(parts))
 
     def make_job(self, pair: ModelPair) -> Callable[..., dict]:
+        o = self.options()
+        if self.triangle():
+            return self._triangle_job(o)
         from st_app.core.experiments.reports import loafing_report
         from st_app.core.plan import SubnetPlan
 
-        o = self.options()
         layout = pair.ct.model.layout
         plans = [SubnetPlan.parse(p, layout) for p in o["plans"].split(";") if p.strip()] or None
         ct, st = private_checkpoint(pair.ct), private_checkpoint(pair.st)
         return lambda **cb: loafing_report(ct, st, pair.data, plans=plans, epochs=o["epochs"] or None, bn=o["bn"],
                                            calib_n=o["calib_n"], seed=o["seed"], **cb)
+
+    @staticmethod
+    def _triangle_job(o: dict[str, Any]) -> Callable[..., dict]:
+        """``analyze loafing --ct a,b --st a,b``: the runs are loaded in the worker, then the core's report."""
+        from st_app.core.experiments.triangle import load_run_pairs, triangle_report
+
+        cts, sts = ([p.strip() for p in o[f"{s}_runs"].split(",") if p.strip()] for s in ("ct", "st"))
+        if len(cts) < 2 or len(cts) != len(sts):
+            raise ValueError("the triangle needs CT and ST runs of at least two sizes, one ST run per CT run "
+                             f"in the same order (given: {len(cts)} CT, {len(sts)} ST)")
+
+        def job(**cb: Any) -> dict:
+            pairs, data = load_run_pairs(cts, sts)
+            return triangle_report(pairs, data, bn=o["bn"], calib_n=o["calib_n"], seed=o["seed"], **cb)
+
+        return job
 
 
 class SubnetsPage(AnalysisPage):
@@ -186,10 +284,11 @@ class ImportancePage(AnalysisPage):
 class ComparePage(AnalysisPage):
     name = "compare"
     title = "Method comparison"
-    intro = ("Seed table 1. Trains CT, ST, ST++ and stochastic depth with one recipe (same seed, data order "
-             "and initial weights) and reports wall time, peak memory, main-net accuracy and all ordered "
-             "sub-nets' mean ± std. Does not use the loaded models; the runs it trains can be opened "
-             "afterwards. Takes minutes per method.")
+    intro = ("Seed table 1. Trains the table's seven methods with one recipe (same seed, data order and initial "
+             "weights): CT, CT with layer or stage supervision, self-distillation, stochastic depth, ST and "
+             "ST++. Reports wall time, peak memory, main-net accuracy and all ordered sub-nets' mean ± std. "
+             "Does not use the loaded models; the runs it trains can be opened afterwards. Takes minutes "
+             "per method.")
     needs_models = False
     openRuns = Signal(dict)  # {"ct": path, "st": path}
 
@@ -209,14 +308,17 @@ class ComparePage(AnalysisPage):
         self.epochs.setValue(30)
         self.form.addRow("Epochs:", self.field("epochs", self.epochs))
         methods = QWidget()
-        ml = QGridLayout(methods)  # two per row: more methods (issue 9) still fit a narrow column
+        # two columns in table 1's order, filled down: the CT baselines (long titles) in the first, ST and
+        # ST++ (short) in the second, so the pair fits a narrow column even with presentation fonts
+        ml = QGridLayout(methods)
         ml.setContentsMargins(0, 0, 0, 0)
         self.methods = {}
+        rows = max(1, len(METHODS) - 2)
         for i, m in enumerate(METHODS):
-            box = QCheckBox(m)
-            box.setChecked(m in ("ct", "st", "stpp", "sd"))
-            box.setToolTip(f"Train and compare method {m!r}")
-            ml.addWidget(box, i // 2, i % 2)
+            box = QCheckBox(METHOD_TITLES.get(m, m))
+            box.setChecked(True)  # table 1 compares all of them (as the CLI's default)
+            box.setToolTip(f"Train and compare {METHOD_TITLES.get(m, m)} (method {m!r})")
+            ml.addWidget(box, i % rows, i // rows)
             self.methods[m] = box
         self.form.addRow("Methods:", methods)
         self.batch = QSpinBox()
@@ -281,6 +383,7 @@ class ComparePage(AnalysisPage):
         self.open_button.setEnabled("ct" in self.last_runs and "st" in self.last_runs)
 
 
-PAGES: tuple[type[AnalysisPage], ...] = (LoafingPage, SubnetsPage, RobustnessPage, ImportancePage, ComparePage)
+PAGES: tuple[type[AnalysisPage], ...] = (LoafingPage, SubnetsPage, RobustnessPage, ImportancePage, ComparePage,
+                                         DepthPage)
 
 

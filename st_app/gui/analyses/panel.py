@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from st_app.figures import report_charts
 
 from .page import ModelPair
-from .pages import PAGES, AnalysisPage, ComparePage, ImportancePage, LoafingPage
+from .pages import PAGES, AnalysisPage, ComparePage, DepthPage, ImportancePage, LoafingPage
 from .runner import AnalysisRunner
 
 __all__ = ["AnalysesPanel"]
@@ -62,10 +62,13 @@ class AnalysesPanel(QWidget):
             self.stack.addWidget(page)
             self.list.addItem(page.title)
             self.list.item(self.list.count() - 1).setToolTip(_plain(page.intro))
-        importance, compare = self.pages["importance"], self.pages["compare"]
-        assert isinstance(importance, ImportancePage) and isinstance(compare, ComparePage)
+        importance, loafing = self.pages["importance"], self.pages["loafing"]
+        assert isinstance(importance, ImportancePage) and isinstance(loafing, LoafingPage)
+        loafing.modeChanged.connect(self._refresh_buttons)  # the triangle needs no loaded models
         importance.showOnGraph.connect(self.showImportance)
-        compare.openRuns.connect(self.openRuns)
+        for other in self.pages.values():  # pages that train runs (compare, depth) open them in Explore
+            if isinstance(other, (ComparePage, DepthPage)):
+                other.openRuns.connect(self.openRuns)
         self.list.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.list.setCurrentRow(0)
         self.open_button = QPushButton("Open report…")
@@ -194,7 +197,8 @@ class AnalysesPanel(QWidget):
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
             name = report.get("analysis") if isinstance(report, dict) else None
-            if name not in self.pages:
+            page_name = next((p.name for p in self.pages.values() if name == p.name or name in p.shows), None)
+            if page_name is None:
                 raise ValueError("it is not an ST Lab analysis report (no known 'analysis' key)")
             _check_report(report)
         except Exception as exc:  # noqa: BLE001 - one clear message for any unreadable file
@@ -202,12 +206,12 @@ class AnalysesPanel(QWidget):
             QMessageBox.critical(self, "Cannot open the report", f"{path}: {reason}")
             self.statusMessage.emit(f"Cannot open {path.name}: {reason}", True)
             return False
-        page = self.pages[name]
+        page = self.pages[page_name]
         page.on_finished(report, float(report.get("seconds_total") or 0.0))
         page.progress.setFormat("opened from a file")
         page.status.setText(f"Opened {path} (computed earlier; the checkpoints it names are in the "
                             "Report tab).")
-        self.show_page(name)
+        self.show_page(page_name)
         self.settings.setValue("analyses/lastDir", str(path.parent))
         self.statusMessage.emit(f"Opened the {page.title.lower()} report {path.name}.", False)
         return True

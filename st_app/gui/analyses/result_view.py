@@ -99,6 +99,11 @@ class ResultView(QTabWidget):
             self._heights = heights
             self._redraw.start()
 
+    def _cell_width(self, i: int, n: int) -> float:
+        """The width chart ``i`` of ``n`` gets in the grid (the plots may not be laid out yet)."""
+        span = _grid_cell(i, n, self._columns)[2]
+        return self.figures_scroll.viewport().width() * (span / 2 if self._columns == 2 else 1.0) - 6
+
     def columns(self) -> int:
         """Two chart columns when each gets at least 360 px (more with larger fonts), else one."""
         need = int(360 * max(1.0, self.font_scale / 0.8))
@@ -109,8 +114,10 @@ class ResultView(QTabWidget):
             self.show_report(self.report)
             return
         if self.report is not None:
-            for chart, plot in zip(report_charts(self.report), self.plots):
+            charts = report_charts(self.report)
+            for i, (chart, plot) in enumerate(zip(charts, self.plots)):
                 chart.render(plot.getPlotItem())
+                _fit_title(plot, self._cell_width(i, len(charts)))
 
     def show_report(self, report: dict[str, Any]) -> None:
         self.report = report
@@ -125,11 +132,18 @@ class ResultView(QTabWidget):
         for i, w in enumerate(self.plots):
             self.grid.removeWidget(w)
             w.setVisible(i < len(charts))
+        # rows of peers (an even number of charts, e.g. the depth sweep's pairs) share the height: no
+        # squeezed first row; a full-width first chart (odd number) keeps its natural, lower height
+        rows = _grid_cell(len(charts) - 1, len(charts), self._columns)[0] + 1 if charts else 0
+        peers = len(charts) % 2 == 0 or self._columns == 1
+        for r in range(max(rows, self.grid.rowCount())):
+            self.grid.setRowStretch(r, 1 if r < rows and peers else 0)
         for i, chart in enumerate(charts):
             plot = self.plots[i]
             row, col, span = _grid_cell(i, len(charts), self._columns)
             self.grid.addWidget(plot, row, col, 1, span)
             chart.render(plot.getPlotItem())
+            _fit_title(plot, self._cell_width(i, len(charts)))
             plot.setToolTip(f"{chart.title}\nRight-click → Export… saves this figure alone.")
         from st_app.core.experiments.reports import report_table
 
@@ -190,6 +204,25 @@ class ResultView(QTabWidget):
             raise ValueError("there is no result to save yet")
         return save_report(dict(self.report), folder)
 
+
+
+def _fit_title(plot: pg.PlotWidget, width: float) -> None:
+    """Wrap a title wider than its plot of ``width`` pixels (long, or with the series' keys moved in):
+    a title that does not fit widens the plot item past its widget and cuts off its right side."""
+    label = plot.getPlotItem().titleLabel
+    text = label.item
+    text.setTextWidth(-1)
+    room = max(120.0, width - 80.0)  # the left axis and the margins take the rest
+    if text.boundingRect().width() > room:
+        text.setTextWidth(room)
+        option = text.document().defaultTextOption()
+        option.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        text.document().setDefaultTextOption(option)
+    label.updateMin()
+    height = max(30.0, text.boundingRect().height())  # pyqtgraph's title row is 30 px: room for every line
+    label.setMaximumHeight(height)
+    plot.getPlotItem().layout.setRowFixedHeight(0, height)
+    label.resizeEvent(None)
 
 
 def _grid_cell(i: int, n: int, columns: int = 2) -> tuple[int, int, int]:
