@@ -35,4 +35,4 @@ def apply_device(win: Any, device: str) -> None:
     if win.training is not None:
         win.training.form.set_device(device)
     if win.analyses is not None:
-        win.analyses.runner.device = device
+        win.analyses.runner.device = device  # each page takes it for its next job

@@ -249,7 +249,7 @@ def test_one_device_choice_for_training_accuracy_and_analyses(qtbot, fake_cuda, 
     monkeypatch.setattr(runner_mod, "move_models", lambda cks, device: moved.append((cks, device)))
     copy = runner_mod.private_checkpoint(ck)
     with qtbot.waitSignal(runner.finished, timeout=10000):
-        assert runner.start("noop", lambda **cb: {"analysis": "noop"})
+        assert runner.start("noop", lambda **cb: {"analysis": "noop"}, [copy])
     assert moved == [([copy], "cuda:0")]
     assert accuracy.shutdown(3000)
     assert panel.shutdown(3000)
@@ -285,3 +285,35 @@ def test_every_method_has_its_own_colour_and_label():
     assert len({method_color(m) for m in METHODS}) == len(METHODS)
     assert len({method_label(m) for m in METHODS}) == len(METHODS)
     assert "#F0E442" not in {method_color(m).upper() for m in METHODS}  # yellow is unreadable on white
+
+
+def test_analysis_pages_run_their_jobs_on_the_app_device(qtbot, settings, tiny_runs, monkeypatch):
+    """A page's job gets the runner's device: its private copies are moved there and the
+    training inside an analysis (loafing's alone-runs) is asked to run there."""
+    from st_app.core.checkpoint import load_checkpoint
+    from st_app.core.data import load_dataset
+    from st_app.core.experiments import reports
+    from st_app.gui.analyses import runner as runner_mod
+    from st_app.gui.analyses.page import ModelPair
+    from st_app.gui.analyses.panel import AnalysesPanel
+
+    panel = AnalysesPanel(settings)
+    qtbot.addWidget(panel)
+    ct, st = load_checkpoint(tiny_runs["ct"]), load_checkpoint(tiny_runs["st"])
+    panel.set_pair(ModelPair(ct=ct, st=st, data=load_dataset("digits")))
+    panel.runner.device = "cuda:0"
+    moved, asked = [], []
+    monkeypatch.setattr(runner_mod, "move_models", lambda cks, device: moved.append(([c.model for c in cks], device)))
+
+    def loafing_report(ct_, st_, data, **kw):  # noqa: ANN001, ANN003, ANN202
+        asked.append((ct_.model, st_.model, kw["device"]))
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(reports, "loafing_report", loafing_report)
+    with qtbot.waitSignal(panel.runner.failed, timeout=10000):
+        assert panel.run("loafing", epochs=1)
+    (copies, device), = moved
+    assert device == "cuda:0" and asked == [(copies[0], copies[1], "cuda:0")]
+    assert copies[0] is not ct.model and copies[1] is not st.model  # private copies, not the Explore models
+    assert panel.pages["loafing"].copies == []  # handed to the job, not kept by the page
+    panel.shutdown(3000)

@@ -171,7 +171,7 @@ class DepthPage(AnalysisPage):
             raise ValueError("a depth sweep needs ct among its methods: loafing is measured inside the CT net")
         bn = ["main", "recalibrate"] if o["bn"] == "both" else [o["bn"]]
         runs = Path(o["runs_dir"] or default_runs_dir()).expanduser()
-        device = str(resolve_device("auto"))
+        device = str(resolve_device(self.device))
 
         def job(**cb: Any) -> dict:
             data = load_dataset(o["dataset"]).to(device)

@@ -101,6 +101,8 @@ class AnalysisPage(QWidget):
         self.fields: dict[str, tuple[QWidget, bool]] = {}
         self.complete_report: dict[str, Any] | None = None
         self.showing_partial = False
+        self.device = "auto"  # the app's device (set by the panel): where the job trains and evaluates
+        self.copies: list[Any] = []  # the last job's private checkpoints, for the runner to move to the device
         self.setObjectName(f"analysisPage_{self.name}")
         # left: what it is, its settings, Run / Cancel / Save, progress; right: the result
         left = QWidget()
@@ -246,7 +248,17 @@ class AnalysisPage(QWidget):
         return {key: _read(widget) for key, (widget, _) in self.fields.items()}
 
     def make_job(self, pair: ModelPair) -> Callable[..., dict]:
+        """The job building this page's report (keyword callbacks ``progress``, ``should_stop``,
+        ``partial``); it runs on :attr:`device` with the copies :meth:`private_pair` made."""
         raise NotImplementedError
+
+    def private_pair(self, pair: ModelPair) -> tuple[Any, Any]:
+        """Copies of the CT and ST checkpoints for a job (analyses change BN statistics and modes);
+        the runner moves them to the app's device in its worker thread."""
+        from .runner import private_checkpoint
+
+        self.copies = [private_checkpoint(pair.ct), private_checkpoint(pair.st)]
+        return self.copies[0], self.copies[1]
 
     # ------------------------------------------------------------------ state
     def bn_mode(self) -> str:

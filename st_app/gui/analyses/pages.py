@@ -33,7 +33,6 @@ from st_app.core.models import ARCHITECTURES
 from ..train.form import default_out_root
 from .depth_page import DepthPage
 from .page import AnalysisPage, ModelPair
-from .runner import private_checkpoint
 
 __all__ = ["PAGES", "ComparePage", "DepthPage", "ImportancePage", "LoafingPage", "RobustnessPage", "SubnetsPage"]
 
@@ -167,22 +166,24 @@ class LoafingPage(AnalysisPage):
 
         layout = pair.ct.model.layout
         plans = [SubnetPlan.parse(p, layout) for p in o["plans"].split(";") if p.strip()] or None
-        ct, st = private_checkpoint(pair.ct), private_checkpoint(pair.st)
+        ct, st = self.private_pair(pair)
         return lambda **cb: loafing_report(ct, st, pair.data, plans=plans, epochs=o["epochs"] or None, bn=o["bn"],
-                                           calib_n=o["calib_n"], seed=o["seed"], **cb)
+                                           calib_n=o["calib_n"], seed=o["seed"], device=self.device, **cb)
 
-    @staticmethod
-    def _triangle_job(o: dict[str, Any]) -> Callable[..., dict]:
+    def _triangle_job(self, o: dict[str, Any]) -> Callable[..., dict]:
         """``analyze loafing --ct a,b --st a,b``: the runs are loaded in the worker, then the core's report."""
         from st_app.core.experiments.triangle import load_run_pairs, triangle_report
+        from st_app.core.train import resolve_device
 
         cts, sts = ([p.strip() for p in o[f"{s}_runs"].split(",") if p.strip()] for s in ("ct", "st"))
         if len(cts) < 2 or len(cts) != len(sts):
             raise ValueError("the triangle needs CT and ST runs of at least two sizes, one ST run per CT run "
                              f"in the same order (given: {len(cts)} CT, {len(sts)} ST)")
 
+        device = str(resolve_device(self.device))
+
         def job(**cb: Any) -> dict:
-            pairs, data = load_run_pairs(cts, sts)
+            pairs, data = load_run_pairs(cts, sts, device=device)
             return triangle_report(pairs, data, bn=o["bn"], calib_n=o["calib_n"], seed=o["seed"], **cb)
 
         return job
@@ -208,7 +209,7 @@ class SubnetsPage(AnalysisPage):
         from st_app.core.experiments.reports import subnets_report
 
         o = self.options()
-        ct, st = private_checkpoint(pair.ct), private_checkpoint(pair.st)
+        ct, st = self.private_pair(pair)
         return lambda **cb: subnets_report(ct, st, pair.data, bn=o["bn"], calib_n=o["calib_n"], limit=o["limit"],
                                            seed=o["seed"], **cb)
 
@@ -243,7 +244,7 @@ class RobustnessPage(AnalysisPage):
         from st_app.core.experiments.reports import robustness_report
 
         o = self.options()
-        ct, st = private_checkpoint(pair.ct), private_checkpoint(pair.st)
+        ct, st = self.private_pair(pair)
         swaps = None if o["max_swaps"] < 0 else o["max_swaps"]
         return lambda **cb: robustness_report(ct, st, pair.data, bn=o["bn"], calib_n=o["calib_n"], max_k=o["max_k"],
                                               repeats=o["repeats"], max_swaps=swaps, seed=o["seed"], **cb)
@@ -276,7 +277,7 @@ class ImportancePage(AnalysisPage):
         from st_app.core.experiments.reports import importance_report
 
         o = self.options()
-        ct, st = private_checkpoint(pair.ct), private_checkpoint(pair.st)
+        ct, st = self.private_pair(pair)
         return lambda **cb: importance_report(ct, st, pair.data, bn=o["bn"], calib_n=o["calib_n"], seed=o["seed"],
                                               **cb)
 
@@ -375,7 +376,7 @@ class ComparePage(AnalysisPage):
         return lambda **cb: compare_report(model=o["model"], dataset=o["dataset"], epochs=o["epochs"], methods=methods,
                                            seed=o["seed"], batch_size=o["batch_size"], lr=o["lr"], bn=o["bn"],
                                            calib_n=o["calib_n"], runs_dir=runs, isolate=o["isolate"], threads=1,
-                                           **cb)
+                                           device=self.device, **cb)
 
     def on_finished(self, report: dict[str, Any], elapsed: float) -> None:
         super().on_finished(report, elapsed)

@@ -123,6 +123,7 @@ class AnalysesPanel(QWidget):
             return False
         if overrides:
             page.apply_settings(overrides)
+        page.device, page.copies = self.runner.device, []
         try:
             job = page.make_job(self.pair)
         except Exception as exc:  # noqa: BLE001 - bad settings: one message on the page
@@ -133,7 +134,8 @@ class AnalysesPanel(QWidget):
         page.save_settings()
         page.status.setStyleSheet("")
         self.job_pair[name] = self.pair.key
-        self.runner.start(name, job)
+        self.runner.start(name, job, page.copies)
+        page.copies = []  # the job holds them now
         page.on_started()
         self._refresh_buttons()
         self.statusMessage.emit(f"{page.title}: running…", False)

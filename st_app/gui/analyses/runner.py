@@ -6,15 +6,15 @@ report builders of :mod:`st_app.core.experiments.reports`). The runner runs it w
 ``partial`` (the report so far, after each model, plan or method), then exactly one of
 ``finished``, ``failed`` or ``cancelled``. Jobs get their own copies of the models (see
 :func:`private_checkpoint`), so the Explore tab keeps working on its models while an analysis runs;
-the runner moves those copies to the app's device (:attr:`AnalysisRunner.device`) in the worker
-thread before the analysis starts, so a transfer to a GPU never blocks the window.
+the runner moves the copies it is given to the app's device (:attr:`AnalysisRunner.device`) in the
+worker thread before the analysis starts, so a transfer to a GPU never blocks the window.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,19 +27,9 @@ __all__ = ["AnalysisRunner", "describe_analysis_error", "private_checkpoint"]
 Job_ = Callable[..., dict]
 
 
-#: private copies made since the last start (GUI thread only); the next job moves them to its device
-_PENDING: list[Any] = []
-
-
 def private_checkpoint(checkpoint: Any) -> Any:
-    """The checkpoint with a deep copy of its model: analyses switch BN statistics and modes.
-
-    The copy is remembered so the next :meth:`AnalysisRunner.start` can move it to the app's
-    device in its worker thread (the pages build jobs from copies; they need not know the device).
-    """
-    copied = replace(checkpoint, model=copy.deepcopy(checkpoint.model), meta=copy.deepcopy(checkpoint.meta))
-    _PENDING.append(copied)
-    return copied
+    """The checkpoint with a deep copy of its model: analyses switch BN statistics and modes."""
+    return replace(checkpoint, model=copy.deepcopy(checkpoint.model), meta=copy.deepcopy(checkpoint.meta))
 
 
 def move_models(checkpoints: list[Any], device: str) -> None:
@@ -117,15 +107,17 @@ class AnalysisRunner(QObject):
         """The name of the analysis that is running, or None."""
         return self._name
 
-    def start(self, name: str, job: Job_) -> bool:
-        """Run ``job`` in the background; False (nothing started) while another one runs."""
+    def start(self, name: str, job: Job_, copies: Sequence[Any] = ()) -> bool:
+        """Run ``job`` in the background; False (nothing started) while another one runs.
+
+        ``copies``: the job's private checkpoints (:func:`private_checkpoint`), moved to
+        :attr:`device` in the worker thread before the job runs.
+        """
         if self._name is not None:
-            _PENDING.clear()  # copies made for a job that does not start
             return False
         self._name = name
         self.started_at = time.perf_counter()
-        copies, _PENDING[:] = list(_PENDING), []
-        self._job = run_in_thread(_run_report, job, 1.0 / self.max_rate_hz, copies, self.device, lane=LANE,
+        self._job = run_in_thread(_run_report, job, 1.0 / self.max_rate_hz, list(copies), self.device, lane=LANE,
                                   with_job=True, name=name,
                                   connect={"yielded": lambda e, n=name: self._on_event(n, e),
                                            "returned": lambda r, n=name: self._end(n, "finished", r),
