@@ -280,7 +280,9 @@ def _keys_in_title_if_cramped(plot: Any, legend: Any, colours: Mapping[str, str]
     """A plot too low for its legend names the series in its title instead; returns the legend or None."""
     if legend is None or _legend_share(plot, legend) <= 0.3:
         return legend
-    keys = "  ".join(f"<span style='color:{c}'>■</span> {label(n)}" for n, c in colours.items())
+    # each key's square and name stay together when a narrow title wraps
+    keys = " ".join(f"<span style='white-space:nowrap'><span style='color:{c}'>■</span>&nbsp;{label(n)}&nbsp;</span>"
+                    for n, c in colours.items())
     plot.setTitle(f"{plot.titleLabel.text}&nbsp;&nbsp;{keys}", color="k",
                   size=f"{12 * getattr(plot, 'st_font_scale', 1.0):.1f}pt")
     if legend.scene() is not None:
