@@ -15,21 +15,18 @@ from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QToolButton,
     QWidget,
 )
 
-from st_app.core.data import DATASETS
 from st_app.core.methods import METHODS
 
 from ..train.form import default_out_root
-from .page import AnalysisPage, ModelPair
+from .page import CALIB_TIP, AnalysisPage, ModelPair, dataset_box, int_box, lr_box
 
 __all__ = ["DEFAULT_MODELS", "DepthPage"]
 
@@ -73,16 +70,9 @@ class DepthPage(AnalysisPage):
         self.models.setToolTip("Comma-separated depths of one family (their one-block-per-stage sub-net must be "
                                "the same network), e.g. resnet20,resnet32 or densenet-bc-22,densenet-bc-40")
         self.form.addRow("Models:", self.field("models", self.models))
-        self.dataset = QComboBox()
-        self.dataset.setEditable(True)
-        self.dataset.addItems([d for d in DATASETS if "PATH" not in d])
-        self.dataset.setCurrentText("digits")
-        self.dataset.setToolTip("A data set name, synthetic:C,S,K,NTRAIN,NTEST or imagefolder:/path/to/folder")
+        self.dataset = dataset_box("A data set name, synthetic:C,S,K,NTRAIN,NTEST or imagefolder:/path/to/folder")
         self.form.addRow("Data set:", self.field("dataset", self.dataset))
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 10000)
-        self.epochs.setValue(30)
-        self.epochs.setToolTip("Epochs of every run; a run folder that finished fewer epochs is resumed")
+        self.epochs = int_box(1, 10000, 30, "Epochs of every run; a run folder that finished fewer epochs is resumed")
         self.form.addRow("Epochs:", self.field("epochs", self.epochs))
         self.methods = QLineEdit("ct,st")
         self.methods.setToolTip(f"Comma-separated, must include ct (loafing is measured inside CT); "
@@ -94,33 +84,17 @@ class DepthPage(AnalysisPage):
         self.bn.setToolTip("BN statistics of each sub-network: the main net's, re-estimated from training images, "
                            "or both (the report then has a chart pair per setting)")
         self.form.addRow("BN statistics:", self.field("bn", self.bn))
-        self.calib = QSpinBox()
-        self.calib.setRange(16, 100000)
-        self.calib.setValue(1000)
-        self.calib.setSingleStep(100)
-        self.calib.setToolTip("Training images used to re-estimate BN statistics (recalibrated BN only)")
+        self.calib = int_box(16, 100000, 1000, CALIB_TIP, step=100)
         self.form.addRow("Calibration images:", self.field("calib_n", self.calib))
         # the base's own BN row is not used: here "both" is a choice, and it needs the images too
         self.bn.currentIndexChanged.connect(lambda _i: self.calib.setEnabled(self.bn_mode() != "main"))
-        self.limit = QSpinBox()
-        self.limit.setRange(1, 1_000_000)
-        self.limit.setValue(1000)
-        self.limit.setToolTip("Above this many ordered sub-nets per model, evaluate a seeded uniform sample")
+        self.limit = int_box(1, 1_000_000, 1000, "Above this many ordered sub-nets per model, evaluate a seeded "
+                             "uniform sample")
         self.form.addRow("Sub-nets at most:", self.field("limit", self.limit))
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Seed of the runs, the calibration subset and the sub-net sample")
+        self.seed = int_box(0, 2**31 - 1, 0, "Seed of the runs, the calibration subset and the sub-net sample")
         self.form.addRow("Seed:", self.field("seed", self.seed))
-        self.batch = QSpinBox()
-        self.batch.setRange(1, 65536)
-        self.batch.setValue(64)
-        self.batch.setToolTip("Batch size of every run")
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(4)
-        self.lr.setRange(0.0001, 10.0)
-        self.lr.setSingleStep(0.01)
-        self.lr.setValue(0.05)
-        self.lr.setToolTip("Learning rate of every run")
+        self.batch = int_box(1, 65536, 64, "Batch size of every run")
+        self.lr = lr_box("Learning rate of every run")
         recipe = QWidget()  # one row for both: the page must fit a 720-pixel window with its progress bar
         rl = QHBoxLayout(recipe)
         rl.setContentsMargins(0, 0, 0, 0)

@@ -219,15 +219,10 @@ class AnalysisPage(QWidget):
         self.bn.setToolTip("BN statistics of each sub-network: the main net's (paper) or re-estimated from "
                            "training images (removes the BN mismatch, leaving what the weights learned)")
         self.form.addRow("BN statistics:", self.field("bn", self.bn))
-        self.calib = QSpinBox()
-        self.calib.setRange(16, 100000)
-        self.calib.setValue(1000)
-        self.calib.setSingleStep(100)
-        self.calib.setToolTip("Training images used to re-estimate BN statistics (recalibrated BN only)")
+        self.calib = int_box(16, 100000, 1000, CALIB_TIP, step=100)
         self.form.addRow("Calibration images:", self.field("calib_n", self.calib))
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Seed of the calibration subset, samples and random draws: same seed, same result")
+        self.seed = int_box(0, 2**31 - 1, 0, "Seed of the calibration subset, samples and random draws: same seed, "
+                            "same result")
         self.form.addRow("Seed:", self.field("seed", self.seed))
         if not self.always_calibrates:  # the images matter only with recalibrated statistics
             self.bn.currentIndexChanged.connect(lambda _i: self.calib.setEnabled(self.bn_mode() == "recalibrate"))
@@ -405,6 +400,44 @@ class AnalysisPage(QWidget):
 
         if self.result.report is not None:
             QGuiApplication.clipboard().setText("\n".join(summary_lines(self.result.report)))
+
+
+# --------------------------------------------------------------- settings widgets the pages share
+def dataset_box(tooltip: str) -> QComboBox:
+    """An editable data set choice (names, or a typed ``imagefolder:PATH``), digits first."""
+    from st_app.core.data import DATASETS
+
+    box = QComboBox()
+    box.setEditable(True)
+    box.addItems([d for d in DATASETS if "PATH" not in d])
+    box.setCurrentText("digits")
+    box.setToolTip(tooltip)
+    return box
+
+
+def int_box(lo: int, hi: int, value: int, tooltip: str = "", step: int = 1) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setValue(value)
+    box.setSingleStep(step)
+    if tooltip:
+        box.setToolTip(tooltip)
+    return box
+
+
+def lr_box(tooltip: str = "") -> QDoubleSpinBox:
+    """The recipe's learning rate (0.05 for batch 64, the project's reference)."""
+    box = QDoubleSpinBox()
+    box.setDecimals(4)
+    box.setRange(0.0001, 10.0)
+    box.setSingleStep(0.01)
+    box.setValue(0.05)
+    if tooltip:
+        box.setToolTip(tooltip)
+    return box
+
+
+CALIB_TIP = "Training images used to re-estimate BN statistics (recalibrated BN only)"
 
 
 def _read(widget: QWidget) -> Any:

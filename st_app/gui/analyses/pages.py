@@ -16,7 +16,6 @@ from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QGridLayout,
     QHBoxLayout,
     QLineEdit,
@@ -26,13 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from st_app.core.data import DATASETS
 from st_app.core.methods import METHOD_TITLES, METHODS
 from st_app.core.models import ARCHITECTURES
 
 from ..train.form import default_out_root
 from .depth_page import DepthPage
-from .page import AnalysisPage, ModelPair
+from .page import AnalysisPage, ModelPair, dataset_box, int_box, lr_box
 
 __all__ = ["PAGES", "ComparePage", "DepthPage", "ImportancePage", "LoafingPage", "RobustnessPage", "SubnetsPage"]
 
@@ -298,15 +296,9 @@ class ComparePage(AnalysisPage):
         self.model.addItems(list(ARCHITECTURES))
         self.model.setCurrentText("resnet20")
         self.form.addRow("Model:", self.field("model", self.model))
-        self.dataset = QComboBox()
-        self.dataset.setEditable(True)
-        self.dataset.addItems([d for d in DATASETS if "PATH" not in d])
-        self.dataset.setCurrentText("digits")
-        self.dataset.setToolTip("A data set name, or imagefolder:/path/to/folder")
+        self.dataset = dataset_box("A data set name, or imagefolder:/path/to/folder")
         self.form.addRow("Data set:", self.field("dataset", self.dataset))
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 10000)
-        self.epochs.setValue(30)
+        self.epochs = int_box(1, 10000, 30)
         self.form.addRow("Epochs:", self.field("epochs", self.epochs))
         methods = QWidget()
         # two columns in table 1's order, filled down: the CT baselines (long titles) in the first, ST and
@@ -322,15 +314,9 @@ class ComparePage(AnalysisPage):
             ml.addWidget(box, i % rows, i // rows)
             self.methods[m] = box
         self.form.addRow("Methods:", methods)
-        self.batch = QSpinBox()
-        self.batch.setRange(1, 65536)
-        self.batch.setValue(64)
+        self.batch = int_box(1, 65536, 64)
         self.form.addRow("Batch size:", self.field("batch_size", self.batch))
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(4)
-        self.lr.setRange(0.0001, 10.0)
-        self.lr.setSingleStep(0.01)
-        self.lr.setValue(0.05)
+        self.lr = lr_box()
         self.form.addRow("Learning rate:", self.field("lr", self.lr))
         self.isolate = QCheckBox("one process per method")
         self.isolate.setChecked(True)
