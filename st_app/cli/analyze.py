@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from .args import UserError, bounded_float, bounded_int, out_path
-from .data import checkpoint_data
 
 __all__ = ["add_parser", "run"]
 
@@ -166,29 +165,11 @@ class _Bar:
 
 def _load_pair(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     """CT and ST checkpoints (same architecture), their data set and the device."""
-    from ..core.checkpoint import load_checkpoint
-    from ..core.data import analysis_view
-    from ..core.experiments import check_same_architecture
-    from ..core.meta_schema import recorded_dataset
     from ..core.train import resolve_device
 
     device = resolve_device(args.device)
-    ct = load_checkpoint(args.ct, device=device)
-    st = load_checkpoint(args.st, device=device)
-    check_same_architecture({"ct": ct.model, "st": st.model})
-
-    chosen = {role: recorded_dataset(c.meta, args.dataset, args.data_dir)[0] for role, c in (("ct", ct), ("st", st))}
-    if chosen["ct"] != chosen["st"]:
-        raise ValueError(f"the CT and ST checkpoints were trained on different data sets "
-                         f"({chosen['ct']} and {chosen['st']}); pass --dataset to choose one")
-    # opened as trained (streamed sets decode only the test and calibration images an analysis reads)
-    data = analysis_view(checkpoint_data(args, ct.meta), calib_n=args.calib_images, seed=args.seed,
-                         test_images=args.test_images)
-    c = ct.model.config
-    if (data.num_classes, data.in_channels) != (c.num_classes, c.in_channels):
-        raise ValueError(f"data set {data.name} ({data.in_channels} channels, {data.num_classes} classes) does not "
-                         f"fit the checkpoints' {c.arch} ({c.in_channels} channels, {c.num_classes} classes)")
-    return ct, st, data.to(device), device
+    [(ct, st)], data = _open_runs(args, [args.ct], [args.st], device)
+    return ct, st, data, device
 
 
 def _split(text: str) -> list[str]:
@@ -196,17 +177,17 @@ def _split(text: str) -> list[str]:
 
 
 def _load_pairs(args: argparse.Namespace) -> tuple[list[tuple[Any, Any]], Any]:
-    """Several CT/ST run pairs (``--ct a,b --st a,b``, same order), loaded with ``_load_pair``."""
-    from argparse import Namespace
+    """Several CT/ST run pairs (``--ct a,b --st a,b``, same order) and their one data set."""
+    from ..core.train import resolve_device
 
-    cts, sts = _split(args.ct), _split(args.st)
-    if len(cts) != len(sts):
-        raise ValueError(f"--ct names {len(cts)} runs but --st names {len(sts)}; give one ST run per CT run")
-    pairs, data = [], None
-    for ct_path, st_path in zip(cts, sts):
-        ct, st, data, _ = _load_pair(Namespace(**{**vars(args), "ct": ct_path, "st": st_path}))
-        pairs.append((ct, st))
-    return pairs, data
+    return _open_runs(args, _split(args.ct), _split(args.st), resolve_device(args.device))
+
+
+def _open_runs(args: argparse.Namespace, cts: list[str], sts: list[str], device: Any) -> tuple[list[Any], Any]:
+    from ..core.experiments.triangle import load_run_pairs
+
+    return load_run_pairs(cts, sts, device=device, dataset=args.dataset, data_dir=args.data_dir,
+                          calib_n=args.calib_images, seed=args.seed, test_images=args.test_images)
 
 
 def _finish(args: argparse.Namespace, report: dict[str, Any], t0: float) -> int:

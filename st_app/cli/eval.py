@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from .args import UserError, bounded_int
-from .data import checkpoint_data
 
 __all__ = ["add_parser", "load_checkpoint_arg", "parse_plans", "run"]
 
@@ -69,7 +68,7 @@ def parse_plans(text: str, model: Any, limit: int, seed: int) -> tuple[list[Any]
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..core.data import memory_budget
+    from ..core.data import memory_budget, open_checkpoint_data
     from ..core.evaluate import sweep
     from ..core.precision import resolve_precision, use_precision
     from ..core.train import resolve_device
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     loaded = load_checkpoint_arg(args)
     model = loaded.model.to(device)
-    data = checkpoint_data(args, loaded.meta)
+    data = open_checkpoint_data(loaded.meta, args.dataset, args.data_dir)
     if (data.num_classes, data.in_channels) != (model.config.num_classes, model.config.in_channels):
         raise UserError(f"data set {data.name} ({data.in_channels} channels, {data.num_classes} classes) does not "
                         f"fit the checkpoint's {model.config.arch} ({model.config.in_channels} channels, "

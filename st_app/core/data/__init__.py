@@ -29,6 +29,7 @@ __all__ = [
     "StreamingData",
     "memory_budget",
     "analysis_view",
+    "open_checkpoint_data",
     "open_dataset",
     "DIGITS_FILE",
     "DatasetError",
@@ -125,6 +126,21 @@ def open_dataset(
     spec = replace(spec, train_crop=size)
     prefix = "imagenet" if low.startswith("imagenet:") else "imagefolder"
     return StreamingData(f"{prefix}:{path}", tuple(classes), train_s, test_s, spec)
+
+
+def open_checkpoint_data(meta: dict, dataset: str | None = None, data_dir: str | None = None) -> DataSource:
+    """The data set a checkpoint was trained on, opened as it was (in memory, or streamed from disk).
+
+    A path the checkpoint records is never used on its own: ``dataset`` or ``data_dir`` says
+    where the data is (:func:`~st_app.core.meta_schema.recorded_dataset`).
+    """
+    from ..meta_schema import recorded_dataset
+
+    name, folder = recorded_dataset(meta, dataset, data_dir)
+    config = meta["config"] if isinstance(meta.get("config"), dict) else {}
+    spec = StreamSpec(val_resize=config.get("val_resize"), val_crop=config.get("val_crop"),
+                      workers=int(config.get("data_workers", 4)))
+    return open_dataset(name, folder, image_size=config.get("image_size"), in_memory="auto", stream=spec)
 
 
 def analysis_view(source: DataSource, *, calib_n: int, seed: int, test_images: int | None = None) -> ImageData:

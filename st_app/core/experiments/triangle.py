@@ -50,28 +50,45 @@ def triangle_pairs(pairs: Sequence[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     return ordered
 
 
-def load_run_pairs(ct_runs: Sequence[str | Path], st_runs: Sequence[str | Path], *, device: str = "cpu"
-                   ) -> tuple[list[tuple[Any, Any]], ImageData]:
-    """Load (CT, ST) run folders, paired in order, and the one data set they all record (the app's triangle).
+def load_run_pairs(
+    ct_runs: Sequence[str | Path],
+    st_runs: Sequence[str | Path],
+    *,
+    device: Any = "cpu",
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    calib_n: int = 1000,
+    seed: int = 0,
+    test_images: int | None = None,
+) -> tuple[list[tuple[Any, Any]], ImageData]:
+    """Load (CT, ST) checkpoints, paired in order, and the one data set they all record, opened once.
 
-    Recorded data paths (an image folder) are never used silently, as in the CLI without ``--data-dir``.
+    Each pair must hold one architecture, every model must fit the data's channels and classes,
+    and all must record the same data set (``dataset`` chooses otherwise). Recorded data paths
+    (an image folder) are never used silently: ``data_dir`` names the folder. A streamed set
+    decodes only the test and calibration images the analyses read (:func:`analysis_view`).
     """
     from ..checkpoint import load_checkpoint
-    from ..data import load_dataset
+    from ..data import analysis_view, open_checkpoint_data
     from ..meta_schema import recorded_dataset
 
     if len(ct_runs) != len(st_runs):
         raise ValueError(f"{len(ct_runs)} CT runs but {len(st_runs)} ST runs; give one ST run per CT run, in the "
                          "same order")
     pairs = [(load_checkpoint(c, device=device), load_checkpoint(s, device=device)) for c, s in zip(ct_runs, st_runs)]
-    chosen = {recorded_dataset(ck.meta, None, None) for pair in pairs for ck in pair}
+    for ct, st in pairs:
+        check_same_architecture({"ct": ct.model, "st": st.model})
+    chosen = sorted({recorded_dataset(ck.meta, dataset, data_dir)[0] for pair in pairs for ck in pair})
     if len(chosen) != 1:
-        raise ValueError(f"the runs were trained on different data sets ({', '.join(sorted(n for n, _ in chosen))}); "
-                         "the triangle compares nets on the same data")
-    name, data_dir = chosen.pop()
-    recorded = pairs[0][0].meta.get("config")
-    config: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
-    data = load_dataset(name, data_dir, image_size=config.get("image_size"))
+        raise ValueError(f"the checkpoints were trained on different data sets ({', '.join(chosen)}); pass "
+                         "--dataset to choose one")
+    data = analysis_view(open_checkpoint_data(pairs[0][0].meta, dataset, data_dir), calib_n=calib_n, seed=seed,
+                         test_images=test_images)
+    for ct, _ in pairs:
+        c = ct.model.config
+        if (data.num_classes, data.in_channels) != (c.num_classes, c.in_channels):
+            raise ValueError(f"data set {data.name} ({data.in_channels} channels, {data.num_classes} classes) does "
+                             f"not fit the checkpoints' {c.arch} ({c.in_channels} channels, {c.num_classes} classes)")
     return pairs, data.to(device)
 
 

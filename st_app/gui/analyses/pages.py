@@ -181,7 +181,7 @@ class LoafingPage(AnalysisPage):
         device = str(resolve_device(self.device))
 
         def job(**cb: Any) -> dict:
-            pairs, data = load_run_pairs(cts, sts, device=device)
+            pairs, data = load_run_pairs(cts, sts, device=device, calib_n=o["calib_n"], seed=o["seed"])
             return triangle_report(pairs, data, bn=o["bn"], calib_n=o["calib_n"], seed=o["seed"], **cb)
 
         return job
