@@ -368,10 +368,10 @@ class Session(QObject):
 
     def set_device(self, device: str) -> None:
         """Choose the device; an unknown name is refused (availability is checked where it is used)."""
-        import re
+        from st_app.core.train import DEVICE_NAME
 
         name = (device or "auto").strip().lower()
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", name):
+        if not DEVICE_NAME.fullmatch(name):
             raise SessionError(f"unknown device {device!r}; use auto, cpu, cuda:N or mps")
         if name != self._device:
             self._device = name

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from .config import (
+    DEVICE_NAME,
     TrainConfig,
     TrainControl,
     TrainEvents,
     TrainingError,
-    available_devices,
     describe_devices,
     open_training_data,
     resolve_device,
@@ -22,7 +22,7 @@ __all__ = [
     "TrainEvents",
     "Trainer",
     "TrainingError",
-    "available_devices",
+    "DEVICE_NAME",
     "describe_devices",
     "open_training_data",
     "resolve_device",

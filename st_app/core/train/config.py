@@ -17,11 +17,11 @@ from ..data import DataSource, StreamSpec, open_dataset
 from ..meta_schema import MetaError, check_train_config
 
 __all__ = [
+    "DEVICE_NAME",
     "TrainConfig",
     "TrainControl",
     "TrainEvents",
     "TrainingError",
-    "available_devices",
     "check_config",
     "describe_devices",
     "open_training_data",
@@ -135,6 +135,10 @@ class TrainControl:
                 return
 
 
+#: the device names a user may write (availability is checked by :func:`resolve_device`)
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:[0-9]{1,3})?")
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; an unavailable choice is an error."""
     name = (name or "auto").lower()
@@ -148,23 +152,12 @@ def resolve_device(name: str) -> torch.device:
         raise TrainingError("device 'cuda' was asked for, but torch sees no CUDA device here")
     if name == "mps" and not has_mps:
         raise TrainingError("device 'mps' was asked for, but torch sees no Apple MPS device here")
-    if not re.fullmatch(r"cpu|mps|cuda(:[0-9]{1,3})?", name):
+    if not DEVICE_NAME.fullmatch(name):
         raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
         raise TrainingError(f"device {name!r} was asked for, but torch sees {torch.cuda.device_count()} CUDA "
                             "device(s) here")
     return torch.device(name)
-
-
-def available_devices() -> list[str]:
-    """Devices a user may pick: ``auto`` and whatever torch actually sees."""
-    out = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        out.insert(1, "cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        out.insert(1, "mps")
-    return out
 
 
 def describe_devices() -> list[tuple[str, str]]:
