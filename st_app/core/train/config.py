@@ -176,8 +176,7 @@ def describe_devices() -> list[tuple[str, str]]:
     if mps is not None and mps.is_available():
         out.append(("mps", "mps — Apple GPU"))
     out.append(("cpu", f"cpu — {torch.get_num_threads()} threads"))
-    picks = out[0][0] if out[0][0] != "cpu" else "cpu"
-    return [("auto", f"auto ({picks})"), *out]
+    return [("auto", f"auto ({out[0][0]})"), *out]  # auto takes the first of them
 
 
 def check_config(config: TrainConfig) -> None:
