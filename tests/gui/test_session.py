@@ -185,3 +185,14 @@ def test_the_process_exits_within_2_s_of_closing_mid_training(tmp_path) -> None:
     assert closing[0].endswith("(training: yes)"), closing[0]  # closed mid-training
     closed_at = float(closing[0].split()[3])
     assert ended - closed_at < 2.0, ended - closed_at
+
+
+def test_the_background_engine_import_loads_no_qt_module() -> None:
+    """The start-up import runs off the GUI thread; a Qt-wrapping module imported there crashed now and then."""
+    code = ("import sys; from st_app.gui.main_window import ENGINE_MODULES; before = set(sys.modules); "
+            "import importlib; [importlib.import_module(n) for n in ENGINE_MODULES]; "
+            "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
+            "('PySide6', 'shiboken6', 'pyqtgraph', 'superqt')))")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
