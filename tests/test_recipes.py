@@ -159,3 +159,17 @@ def test_the_imagenet_recipe_trains_on_a_streamed_folder(capsys, tmp_path):
         ("imagenet-r50", 0.4, 0.1, 20, 0.01)
     assert c["bn_reestimate"] is True and c["lr"] == 0.2 and meta["method"]["name"] == "stpp"
     assert meta["method"]["n_subnets"] == 2 and meta["method"]["renorm_mean"] == [0.485, 0.456, 0.406]
+
+
+def test_every_recipe_choice_resolves_to_itself_and_no_two_train_alike() -> None:
+    """The app's Recipe menu lists RECIPE_CHOICES: each is a --recipe text, named as runs record it, none a duplicate."""
+    from st_app.core.methods.recipes import RECIPE_CHOICES
+
+    assert "imagenet-r50,st" in RECIPE_CHOICES and "imagenet-r50,ct" in RECIPE_CHOICES
+    trained = set()
+    for choice in RECIPE_CHOICES:
+        config, method, options = resolve_recipe(choice)
+        assert config["recipe"] == choice
+        trained.add(json.dumps([{k: v for k, v in config.items() if k != "recipe"}, method, options], sort_keys=True))
+    assert len(trained) == len(RECIPE_CHOICES)
+    assert resolve_recipe("imagenet-r50,st+kl-+snet6+small-inputs+space3")[1:] == resolve_recipe("imagenet-r50")[1:]

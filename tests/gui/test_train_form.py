@@ -15,7 +15,7 @@ import torch
 from st_app.cli import build_parser
 from st_app.cli.train import METHOD_FLAGS, resolve_config
 from st_app.core.methods import METHODS, method_option_names
-from st_app.core.methods.recipes import RECIPES
+from st_app.core.methods.recipes import RECIPE_CHOICES
 from st_app.core.models import ARCHITECTURES
 from st_app.core.train import TrainConfig, describe_devices
 from st_app.gui.train.form import ADVANCED_FIELDS, METHOD_TIPS, RunForm, method_options_for
@@ -59,7 +59,7 @@ def fake_cuda(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------- recipes
-@pytest.mark.parametrize("name", list(RECIPES))
+@pytest.mark.parametrize("name", RECIPE_CHOICES)
 def test_recipe_sets_the_form_as_train_recipe_resolves_it(form, name):
     _choose_recipe(form, name)
     assert form.recipe == name

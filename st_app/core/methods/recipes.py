@@ -86,6 +86,12 @@ _IMAGENET = Recipe(
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [*_LADDER, _IMAGENET]}
 _ALIASES = {"st++": "st+kl-+snet6+small-inputs+space3", "stpp": "st+kl-+snet6+small-inputs+space3"}
+_DEFAULT_RUNG = "st+kl-+snet6+small-inputs+space3"  # what the data recipe trains alone
+
+#: Every distinct recipe text ``--recipe`` takes, in menu order: the ladder, the data recipe
+#: alone (= with ST++), then the data recipe with each other rung (``imagenet-r50,st``).
+RECIPE_CHOICES: tuple[str, ...] = (*(r.name for r in _LADDER), _IMAGENET.name,
+                                   *(f"{_IMAGENET.name},{r.name}" for r in _LADDER if r.name != _DEFAULT_RUNG))
 
 
 def _lookup(name: str) -> Recipe:
@@ -110,7 +116,7 @@ def resolve_recipe(text: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
     if len(data) > 1 or len(ladder) > 1:
         raise ValueError(f"recipe {text!r} combines two of a kind; give at most one of imagenet-r50 and one "
                          "ladder name, separated by a comma")
-    rung = ladder[0] if ladder else RECIPES["st+kl-+snet6+small-inputs+space3"]
+    rung = ladder[0] if ladder else RECIPES[_DEFAULT_RUNG]
     config: dict[str, Any] = dict(rung.config)
     if data:
         config.update(data[0].config)

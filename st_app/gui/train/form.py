@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from st_app.core.data import DATASETS
 from st_app.core.methods import METHODS, method_option_names
-from st_app.core.methods.recipes import RECIPES, resolve_recipe
+from st_app.core.methods.recipes import RECIPE_CHOICES, RECIPES, resolve_recipe
 from st_app.core.models import ARCHITECTURES
 from st_app.core.train import TrainConfig, describe_devices
 
@@ -217,12 +217,16 @@ class RunForm(QGroupBox):
         box = self.recipe_box = QComboBox()
         box.addItem("custom", None)
         box.setItemData(0, "Your own settings (no preset)", Qt.ItemDataRole.ToolTipRole)
-        for name, recipe in RECIPES.items():
+        for name in RECIPE_CHOICES:
+            if "," in name and "," not in str(box.itemData(box.count() - 1)):
+                box.insertSeparator(box.count())  # the ImageNet trainer with another rung
             box.addItem(_display(name), name)
-            box.setItemData(box.count() - 1, f"{name}: {recipe.summary}\nAuthors' command: {recipe.authors_flags}",
-                            Qt.ItemDataRole.ToolTipRole)
+            tip = "\n\n".join(f"{part}: {RECIPES[part].summary}\nAuthors' command: {RECIPES[part].authors_flags}"
+                               for part in name.split(","))
+            box.setItemData(box.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         box.setToolTip("The authors' presets, set exactly as 'python -m st_app train --recipe NAME' resolves them "
-                       "(TrainConfig defaults <- the recipe; data set, device and output stay). Every ladder rung "
+                       "(TrainConfig defaults <- the recipe; data set, device and output stay); 'imagenet-r50 + NAME' is "
+                       "'--recipe imagenet-r50,NAME'. Every ladder rung "
                        "sets 200 epochs. Editing a setting afterwards shows 'NAME (modified)'; the run records "
                        "the recipe it started from.")
         box.activated.connect(lambda i: self.apply_recipe(box.itemData(i)))
@@ -326,7 +330,8 @@ class RunForm(QGroupBox):
     def _show_recipe(self) -> None:
         box = self.recipe_box
         for i in range(1, box.count()):
-            box.setItemText(i, _display(str(box.itemData(i))))
+            if box.itemData(i) is not None:  # not the separator
+                box.setItemText(i, _display(str(box.itemData(i))))
         i = box.findData(self._recipe) if self._recipe is not None else 0
         if i < 0:  # a combined recipe (imagenet-r50,NAME) set through show_values
             box.addItem(str(self._recipe), self._recipe)
@@ -447,7 +452,7 @@ class RunForm(QGroupBox):
 
 def _display(recipe: str) -> str:
     """The combo's text: the core's name, its alias ``st++`` for the longest (ST++ as published)."""
-    return "st++" if recipe == _STPP_RUNG else recipe
+    return " + ".join("st++" if part == _STPP_RUNG else part for part in recipe.split(","))
 
 
 def _form_style(form: QFormLayout) -> None:
