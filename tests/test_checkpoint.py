@@ -25,6 +25,18 @@ def test_round_trip_folder_and_lone_file(tiny_model, tmp_path):
     assert again.model.config == tiny_model.config and again.meta["epoch"] == 3
 
 
+def test_a_lone_file_is_whole_without_its_side_json(tiny_model, tmp_path):
+    """A lone .safetensors carries its metadata: a side .json left stale or missing by a kill is not what loads."""
+    lone = tmp_path / "net.safetensors"
+    save_checkpoint(lone, tiny_model, {"epoch": 3})
+    side = lone.with_suffix(".json")
+    assert json.loads(side.read_text())["epoch"] == 3  # a readable copy
+    side.write_text(json.dumps({**json.loads(side.read_text()), "epoch": 1}))  # as if the new one never landed
+    assert load_checkpoint(lone).meta["epoch"] == 3
+    side.unlink()
+    assert load_checkpoint(lone).meta["epoch"] == 3
+
+
 def test_architecture_and_shape_mismatch_is_named(tiny_model, tmp_path, rewrite_run_file):
     save_checkpoint(tmp_path / "run", tiny_model, {})
     with pytest.raises(CheckpointError, match="holds a resnet20, not the requested resnet32"):

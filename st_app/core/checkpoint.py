@@ -140,8 +140,10 @@ def save_checkpoint(
 
     A run folder gets one transaction under its lock (the files it already holds and that are
     not rewritten, like ``metrics.jsonl``, are carried over). A lone file is written
-    atomically with a ``.json`` beside it; neither may replace a run's own files or a
-    non-regular file, nor an existing file unless ``overwrite``.
+    atomically and embeds its metadata, which is what loads; the ``.json`` beside it is a
+    readable copy written after it (a kill in between leaves it stale, never the checkpoint).
+    Neither may replace a run's own files or a non-regular file, nor an existing file
+    unless ``overwrite``.
     """
     out = Path(out)
     files = checkpoint_files(model, meta, optimizer)
