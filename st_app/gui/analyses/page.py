@@ -104,7 +104,7 @@ class AnalysisPage(QWidget):
         self.device = "auto"  # the app's device (set by the panel): where the job trains and evaluates
         self.copies: list[Any] = []  # the last job's private checkpoints, for the runner to move to the device
         self.setObjectName(f"analysisPage_{self.name}")
-        # left: what it is, its settings, Run / Cancel / Save, progress; right: the result
+        # left: what it is and its settings (scrolling), then Run / Cancel / Save and progress; right: the result
         left = QWidget()
         left.setObjectName("analysisControls")
         lay = QVBoxLayout(left)
@@ -128,6 +128,13 @@ class AnalysisPage(QWidget):
         self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # labels above fields when narrow
         self.build_form()
         lay.addWidget(form_box)
+        lay.addStretch(1)
+        # Run / Cancel / Save, progress and status stay in view below the settings, which scroll
+        footer = QWidget()
+        footer.setObjectName("analysisActions")
+        foot = QVBoxLayout(footer)
+        foot.setContentsMargins(10, 6, 10, 8)
+        foot.setSpacing(8)
         buttons = QGridLayout()
         buttons.setSpacing(6)
         self.run_button = QPushButton(f"Run {self.title.lower()}")
@@ -151,29 +158,35 @@ class AnalysisPage(QWidget):
             buttons.addWidget(b, 1 + i // 2, i % 2)
         extra = QHBoxLayout()
         self.extra_buttons(extra)
-        lay.addLayout(buttons)
+        foot.addLayout(buttons)
         if extra.count():
-            lay.addLayout(extra)
+            foot.addLayout(extra)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
-        lay.addWidget(self.progress)
+        foot.addWidget(self.progress)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setObjectName("analysisStatus")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        lay.addWidget(self.status)
-        lay.addStretch(1)
+        foot.addWidget(self.status)
         scroll = QScrollArea()
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(340)
-        scroll.setMaximumWidth(430)
-        self.controls = scroll
+        self.settings_scroll = scroll
+        column = QWidget()
+        col = QVBoxLayout(column)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(0)
+        col.addWidget(scroll, 1)
+        col.addWidget(footer)
+        column.setMinimumWidth(340)
+        column.setMaximumWidth(430)
+        self.controls = column
 
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -207,7 +220,7 @@ class AnalysisPage(QWidget):
         outer = QHBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
-        outer.addWidget(scroll)
+        outer.addWidget(column)
         outer.addWidget(right, 1)
         self._load_settings()
 

@@ -39,7 +39,7 @@ from st_app.core.methods.recipes import RECIPE_CHOICES, RECIPES, resolve_recipe
 from st_app.core.models import ARCHITECTURES
 from st_app.core.train import TrainConfig, describe_devices
 
-from .options import ADVANCED_OPTIONS, Choice, Option, OptionalValue, applies_to, option_tip
+from .options import ADVANCED_OPTIONS, Choice, ElidingCombo, Option, OptionalValue, applies_to, option_tip
 from .plots import method_color, method_label
 
 __all__ = ["ADVANCED_FIELDS", "ENV_KEYS", "FIELDS", "METHOD_TIPS", "RunForm", "default_out_root", "method_options_for"]
@@ -214,7 +214,7 @@ class RunForm(QGroupBox):
 
     # ------------------------------------------------------------------ building
     def _recipe_combo(self) -> QComboBox:
-        box = self.recipe_box = QComboBox()
+        box = self.recipe_box = ElidingCombo()
         box.addItem("custom", None)
         box.setItemData(0, "Your own settings (no preset)", Qt.ItemDataRole.ToolTipRole)
         for name in RECIPE_CHOICES:
@@ -230,6 +230,7 @@ class RunForm(QGroupBox):
                        "sets 200 epochs. Editing a setting afterwards shows 'NAME (modified)'; the run records "
                        "the recipe it started from.")
         box.activated.connect(lambda i: self.apply_recipe(box.itemData(i)))
+        box.narrow(12)  # "imagenet-r50 + st+kl-+snet6+small-inputs" must not widen the form
         return box
 
     def _add(self, form: QFormLayout, key: str, label: str, make: Callable[[], QWidget], tip: str,

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from PySide6.QtGui import QDoubleValidator, QIntValidator
-from PySide6.QtWidgets import QComboBox, QLineEdit, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QDoubleValidator, QIntValidator, QPaintEvent
+from PySide6.QtWidgets import QComboBox, QLineEdit, QStyle, QStyleOptionComboBox, QStylePainter, QWidget
 
 from st_app.core.methods import (
     KL_RAMPS,
@@ -61,7 +62,33 @@ class OptionalValue(QLineEdit):
         self.setText("" if value is None else _fmt(value))
 
 
-class Choice(QComboBox):
+class ElidingCombo(QComboBox):
+    """A combo that may be narrower than its longest entry: the closed box elides the current
+    text in the middle ("imagenet-r50 + st+k…all-inputs") instead of clipping it, the open list
+    shows every entry whole."""
+
+    def narrow(self, chars: int) -> None:
+        """Size the box for ``chars`` characters, whatever its entries (presentation fonts)."""
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(chars)
+        self.view().setTextElideMode(Qt.TextElideMode.ElideNone)
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt's name
+        self.view().setMinimumWidth(self.view().sizeHintForColumn(0) + 24)
+        super().showPopup()
+
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        painter = QStylePainter(self)
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, opt)
+        room = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt,
+                                           QStyle.SubControl.SC_ComboBoxEditField, self).width()
+        opt.currentText = self.fontMetrics().elidedText(opt.currentText, Qt.TextElideMode.ElideMiddle, room)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, opt)
+
+
+class Choice(ElidingCombo):
     """A combo whose entries carry values (``None``: the method's default)."""
 
     def __init__(self, items: list[tuple[str, Any]], narrow: bool = False) -> None:
@@ -69,8 +96,7 @@ class Choice(QComboBox):
         for label, value in items:
             self.addItem(label, value)
         if narrow:  # the Advanced rows: never wider than the side column (presentation fonts)
-            self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            self.setMinimumContentsLength(8)
+            self.narrow(8)
 
     def value(self) -> Any:
         return self.currentData()
