@@ -59,12 +59,8 @@ ENGINE_MODULES = ("st_app.core.checkpoint", "st_app.core.data", "st_app.core.eva
 
 
 def _import_engine() -> None:
-    """Import torch and the engine off the GUI thread, so the window paints at once.
-
-    Only Qt-free modules: pyqtgraph (and any module importing it) copies PySide6's
-    attributes at import time, which crashed the process now and then when done off
-    the GUI thread while the window painted. The Train tab is imported on the GUI thread.
-    """
+    """Import torch and the engine off the GUI thread, so the window paints at once. Qt-free
+    modules only: pyqtgraph imported there crashed the process now and then."""
     for name in ENGINE_MODULES:
         importlib.import_module(name)
 
