@@ -57,5 +57,10 @@ def test_depth_sweep_reports_every_depth_and_reuses_its_runs(tmp_path, capsys):
 def test_depth_sweep_needs_one_family_and_ct(tmp_path, capsys):
     assert main([*ARGS, "--models", "resnet20,resnet18", "--epochs", "1", "--out", str(tmp_path / "a")]) == 2
     assert "one family" in capsys.readouterr().err
+    assert main([*ARGS, "--models", "densenet-bc-40,densenet-bc-100", "--epochs", "1",
+                 "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "these differ" in err and "'analyze loafing'" in err and len(err.strip().splitlines()) == 1
+    assert not any((tmp_path / "d").iterdir())  # refused before anything was trained or written
     assert main([*ARGS, "--methods", "st", "--epochs", "1", "--out", str(tmp_path / "b")]) == 2
     assert "needs ct" in capsys.readouterr().err

@@ -46,7 +46,9 @@ def _check_shared_smallest(models: dict[str, ResidualNet]) -> None:
     if len(set(sizes.values())) > 1 or len(set(stages.values())) > 1:
         listing = ", ".join(f"{n}: {stages[n]} stages, {sizes[n]:,} parameters" for n in models)
         raise ValueError("a depth sweep compares depths of one family, whose one-block-per-stage sub-net is the "
-                         f"same network at every depth; these differ ({listing})")
+                         f"same network at every depth; these differ ({listing}). To compare nets whose "
+                         "smaller one is a sub-net of the bigger (DenseNets, the paper's tables 2-3), run "
+                         "'analyze loafing' on several CT/ST runs (the triangle)")
 
 
 class _Runs:
