@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RECIPES", "Recipe", "resolve_recipe"]
+__all__ = ["RECIPES", "RECIPE_CHOICES", "STPP_RUNG", "Recipe", "resolve_recipe"]
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,13 @@ _IMAGENET = Recipe(
 )
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [*_LADDER, _IMAGENET]}
-_ALIASES = {"st++": "st+kl-+snet6+small-inputs+space3", "stpp": "st+kl-+snet6+small-inputs+space3"}
-_DEFAULT_RUNG = "st+kl-+snet6+small-inputs+space3"  # what the data recipe trains alone
+STPP_RUNG = _LADDER[-1].name  # ST++ as published, alias "st++"; also what the data recipe trains alone
+_ALIASES = {"st++": STPP_RUNG, "stpp": STPP_RUNG}
 
 #: Every distinct recipe text ``--recipe`` takes, in menu order: the ladder, the data recipe
 #: alone (= with ST++), then the data recipe with each other rung (``imagenet-r50,st``).
 RECIPE_CHOICES: tuple[str, ...] = (*(r.name for r in _LADDER), _IMAGENET.name,
-                                   *(f"{_IMAGENET.name},{r.name}" for r in _LADDER if r.name != _DEFAULT_RUNG))
+                                   *(f"{_IMAGENET.name},{r.name}" for r in _LADDER if r.name != STPP_RUNG))
 
 
 def _lookup(name: str) -> Recipe:
@@ -116,7 +116,7 @@ def resolve_recipe(text: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
     if len(data) > 1 or len(ladder) > 1:
         raise ValueError(f"recipe {text!r} combines two of a kind; give at most one of imagenet-r50 and one "
                          "ladder name, separated by a comma")
-    rung = ladder[0] if ladder else RECIPES[_DEFAULT_RUNG]
+    rung = ladder[0] if ladder else RECIPES[STPP_RUNG]
     config: dict[str, Any] = dict(rung.config)
     if data:
         config.update(data[0].config)

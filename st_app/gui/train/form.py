@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from st_app.core.data import DATASETS
 from st_app.core.methods import METHODS, method_option_names
-from st_app.core.methods.recipes import RECIPE_CHOICES, RECIPES, resolve_recipe
+from st_app.core.methods.recipes import RECIPE_CHOICES, RECIPES, STPP_RUNG, resolve_recipe
 from st_app.core.models import ARCHITECTURES
 from st_app.core.train import TrainConfig, describe_devices
 
@@ -149,7 +149,6 @@ FIELDS: list[tuple[str, str, Callable[[], QWidget], str, str | None]] = [
 ADVANCED_FIELDS: list[tuple[str, str, Callable[[], QWidget], str, str | None]] = [
     (o.key, o.label, o.make, option_tip(o), None) for o in ADVANCED_OPTIONS]
 _OPTIONS: dict[str, Option] = {o.key: o for o in ADVANCED_OPTIONS}
-_STPP_RUNG = "st+kl-+snet6+small-inputs+space3"  # the core's alias "st++"
 
 
 def method_options_for(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -334,7 +333,7 @@ class RunForm(QGroupBox):
             if box.itemData(i) is not None:  # not the separator
                 box.setItemText(i, _display(str(box.itemData(i))))
         i = box.findData(self._recipe) if self._recipe is not None else 0
-        if i < 0:  # a combined recipe (imagenet-r50,NAME) set through show_values
+        if i < 0:  # a recipe text the menu spells otherwise (a run's imagenet-r50,st+kl-+...+space3)
             box.addItem(str(self._recipe), self._recipe)
             i = box.count() - 1
         if self._recipe is not None and self._state() != self._recipe_state:
@@ -453,7 +452,7 @@ class RunForm(QGroupBox):
 
 def _display(recipe: str) -> str:
     """The combo's text: the core's name, its alias ``st++`` for the longest (ST++ as published)."""
-    return " + ".join("st++" if part == _STPP_RUNG else part for part in recipe.split(","))
+    return " + ".join("st++" if part == STPP_RUNG else part for part in recipe.split(","))
 
 
 def _form_style(form: QFormLayout) -> None:
